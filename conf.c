@@ -1,0 +1,693 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The configuration file: flat "key = value" lines, "#" comments (at the
+ * start of a line or after white space), ${VAR} and ${VAR:-default} taken
+ * from the environment.  Keys without a dot are global; "NAME.key" belongs
+ * to the listener NAME.  The parser works on memory, fills a fresh struct
+ * conf, and stops at the first error, which it reports as one line:
+ *
+ *   edge.conf:12: smtp.idle_timeout: "30x" is not a duration (e.g. 30m, 1800s)
+ *
+ * It touches no socket and no global state.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edge.h"
+
+#define CONF_MAX_SIZE	(1024 * 1024)
+#define VAL_MAX_LEN	512
+#define MAX_CONNS_LIMIT	1000000
+#define DURATION_MAX_MS	(7LL * 24 * 3600 * 1000)
+
+enum ktype { K_DURATION, K_PREFER, K_PROXY, K_COUNT, K_LISTEN, K_UPSTREAM,
+	K_HOST };
+
+enum {	/* where a key may appear */
+	S_GLOBAL = 1,
+	S_LISTENER = 2
+};
+
+enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_PROXY_ID, K_PREFER_ID, K_CONNECT_ID,
+	K_DNS_ID, K_IDLE_ID, K_MAXCONNS_ID, K_UPHOST_ID, NKEYS };
+
+static const struct keydef {
+	const char *key;
+	enum ktype type;
+	int scope;
+	int zero_ok;		/* a duration of 0 means "off" */
+} keys[NKEYS] = {
+	[K_LISTEN_ID] = { "listen", K_LISTEN, S_LISTENER, 0 },
+	[K_UPSTREAM_ID] = { "upstream", K_UPSTREAM, S_LISTENER, 0 },
+	[K_PROXY_ID] = { "proxy", K_PROXY, S_LISTENER, 0 },
+	[K_PREFER_ID] = { "prefer", K_PREFER, S_GLOBAL | S_LISTENER, 0 },
+	[K_CONNECT_ID] = { "connect_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
+	[K_DNS_ID] = { "dns_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
+	[K_IDLE_ID] = { "idle_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 1 },
+	[K_MAXCONNS_ID] = { "max_conns", K_COUNT, S_GLOBAL, 0 },
+	[K_UPHOST_ID] = { "upstream_host", K_HOST, S_GLOBAL, 0 },
+};
+
+/* One key's value as read, and the line it came from (0: not set). */
+struct val {
+	int line;
+	int64_t num;
+	union sa addr;		/* listen; upstream literal */
+	int flag;		/* listen: dual stack; upstream: literal */
+	char host[HOST_MAX_LEN];	/* upstream (empty: use upstream_host) */
+	char port[6];
+	char text[VAL_MAX_LEN];	/* the expanded value, for messages */
+};
+
+struct group {
+	char name[NAME_MAX_LEN];
+	int line;
+	struct val v[NKEYS];
+};
+
+struct parser {
+	const char *fname;
+	int line;
+	char key[VAL_MAX_LEN];	/* the key as written, for messages */
+	char *err;
+	size_t errlen;
+	struct group global;
+	struct group *g;	/* listeners, in file order */
+	int ng;
+};
+
+static int
+fail(struct parser *P, int line, const char *key, const char *fmt, ...)
+{
+	char msg[VAL_MAX_LEN + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (key != NULL)
+		snprintf(P->err, P->errlen, "%s:%d: %s: %s", P->fname, line,
+		    key, msg);
+	else
+		snprintf(P->err, P->errlen, "%s:%d: %s", P->fname, line, msg);
+	return -1;
+}
+
+static int
+isvarch(int ch, int first)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	    ch == '_' || (!first && ch >= '0' && ch <= '9');
+}
+
+/* Expand ${VAR} and ${VAR:-default} from in into out. */
+static int
+expand(struct parser *P, const char *in, char *out, size_t outsz)
+{
+	const char *p = in, *name, *def, *val, *end;
+	size_t o = 0, namelen, vlen;
+	char var[128];
+
+	while (*p != '\0') {
+		if (p[0] != '$' || p[1] != '{') {
+			if (o + 1 >= outsz)
+				goto toolong;
+			out[o++] = *p++;
+			continue;
+		}
+		name = p + 2;
+		for (end = name; isvarch((unsigned char)*end, end == name); end++)
+			;
+		namelen = (size_t)(end - name);
+		if (namelen == 0 || namelen >= sizeof(var))
+			return fail(P, P->line, P->key,
+			    "bad variable name after \"${\" in \"%s\"", in);
+		memcpy(var, name, namelen);
+		var[namelen] = '\0';
+		def = NULL;
+		if (end[0] == ':' && end[1] == '-') {
+			def = end + 2;
+			if ((end = strchr(def, '}')) == NULL)
+				return fail(P, P->line, P->key,
+				    "unterminated \"${%s:-\"", var);
+		} else if (*end != '}') {
+			return fail(P, P->line, P->key,
+			    "unterminated or malformed \"${%s\"", var);
+		}
+		val = getenv(var);
+		if (val != NULL && (*val != '\0' || def == NULL)) {
+			vlen = strlen(val);
+		} else if (def != NULL) {
+			val = def;
+			vlen = (size_t)(end - def);
+		} else {
+			return fail(P, P->line, P->key,
+			    "${%s} is not set (write ${%s:-default} to give "
+			    "a default)", var, var);
+		}
+		if (o + vlen >= outsz)
+			goto toolong;
+		memcpy(out + o, val, vlen);
+		o += vlen;
+		p = end + 1;
+	}
+	out[o] = '\0';
+	return 0;
+toolong:
+	return fail(P, P->line, P->key, "value is longer than %d bytes",
+	    (int)outsz - 1);
+}
+
+/* Decimal digits only, at most max; returns -1 on anything else. */
+static int64_t
+number(const char *s, size_t n, int64_t max)
+{
+	int64_t v = 0;
+	size_t i;
+
+	if (n == 0 || n > 18)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v <= max ? v : -1;
+}
+
+static int
+parse_duration(const char *s, int64_t *ms)
+{
+	static const struct { const char *u; int64_t mul; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "", 1000 },
+	};
+	size_t n = strspn(s, "0123456789"), i;
+	int64_t v;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + n, units[i].u) != 0)
+			continue;
+		v = number(s, n, DURATION_MAX_MS);
+		if (v == -1 || v > DURATION_MAX_MS / units[i].mul)
+			return -1;
+		*ms = v * units[i].mul;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+parse_port(const char *s, int min, char out[6])
+{
+	int64_t v = number(s, strlen(s), 65535);
+
+	if (v < min)
+		return -1;
+	snprintf(out, 6, "%d", (int)v);
+	return 0;
+}
+
+/* A DNS name: letters, digits, '-', '_' and '.', 1 to 253 bytes. */
+static int
+valid_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isvarch((unsigned char)s[i], 0) && s[i] != '-' &&
+		    s[i] != '.')
+			return 0;
+	return 1;
+}
+
+/* Fill a with the IP literal s (no brackets) and port; -1 if no literal. */
+static int
+literal(const char *s, const char *port, union sa *a)
+{
+	unsigned p = (unsigned)atoi(port);
+
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, &a->in.sin_addr) == 1) {
+		a->in.sin_family = AF_INET;
+		a->in.sin_port = htons(p);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &a->in6.sin6_addr) == 1) {
+		a->in6.sin6_family = AF_INET6;
+		a->in6.sin6_port = htons(p);
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * Split "host:port", "[v6]:port" or ":port" into host (without brackets)
+ * and port text.  Returns -1 if the shape is wrong.
+ */
+static int
+split_hostport(const char *s, char *host, size_t hostsz, const char **port)
+{
+	const char *colon;
+	size_t n;
+
+	if (s[0] == '[') {
+		if ((colon = strchr(s, ']')) == NULL || colon[1] != ':')
+			return -1;
+		n = (size_t)(colon - s - 1);
+		s++;
+		colon++;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return -1;
+		n = (size_t)(colon - s);
+		if (memchr(s, ':', n) != NULL)	/* unbracketed IPv6 */
+			return -1;
+	}
+	if (n >= hostsz)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	*port = colon + 1;
+	return 0;
+}
+
+static int
+parse_listen(struct parser *P, const char *s, struct val *v)
+{
+	char host[HOST_MAX_LEN];
+	const char *port;
+
+	if (split_hostport(s, host, sizeof(host), &port) == -1)
+		return fail(P, P->line, P->key, "\"%s\" is not an address "
+		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
+	if (parse_port(port, 0, v->port) == -1)
+		return fail(P, P->line, P->key,
+		    "\"%s\" is not a port (0-65535)", port);
+	if (host[0] == '\0' || strcmp(host, "*") == 0) {
+		/* Bound as [::] with IPV6_V6ONLY off, or 0.0.0.0 without v6. */
+		literal("::", v->port, &v->addr);
+		v->flag = 1;
+		return 0;
+	}
+	if (literal(host, v->port, &v->addr) == -1 || (s[0] == '[') !=
+	    (v->addr.sa.sa_family == AF_INET6))
+		return fail(P, P->line, P->key, "\"%s\" is not an address "
+		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
+	return 0;
+}
+
+static int
+parse_upstream(struct parser *P, const char *s, struct val *v)
+{
+	const char *port;
+
+	if (split_hostport(s, v->host, sizeof(v->host), &port) == -1)
+		return fail(P, P->line, P->key, "\"%s\" is not HOST:PORT "
+		    "(or :PORT with upstream_host)", s);
+	if (parse_port(port, 1, v->port) == -1)
+		return fail(P, P->line, P->key,
+		    "\"%s\" is not a port (1-65535)", port);
+	if (v->host[0] == '\0')
+		return 0;
+	if (literal(v->host, v->port, &v->addr) == 0) {
+		v->flag = 1;
+		return 0;
+	}
+	if (s[0] == '[' || !valid_name(v->host))
+		return fail(P, P->line, P->key, "\"%s\" is not a host name "
+		    "or IP address", v->host);
+	return 0;
+}
+
+static int
+parse_value(struct parser *P, const struct keydef *k, const char *s,
+    struct val *v)
+{
+	union sa a;
+
+	switch (k->type) {
+	case K_DURATION:
+		if (parse_duration(s, &v->num) == -1)
+			return fail(P, P->line, P->key, "\"%s\" is not a "
+			    "duration (e.g. 30m, 1800s, 500ms; at most 7 days)",
+			    s);
+		if (v->num == 0 && !k->zero_ok)
+			return fail(P, P->line, P->key,
+			    "\"%s\" must be more than 0", s);
+		return 0;
+	case K_PREFER:
+		if (strcmp(s, "ipv4") == 0)
+			v->num = PREFER_IPV4;
+		else if (strcmp(s, "ipv6") == 0)
+			v->num = PREFER_IPV6;
+		else if (strcmp(s, "system") == 0)
+			v->num = PREFER_SYSTEM;
+		else
+			return fail(P, P->line, P->key,
+			    "\"%s\" is not one of ipv4, ipv6, system", s);
+		return 0;
+	case K_PROXY:
+		if (strcmp(s, "v2") == 0)
+			v->num = PROXY_V2;
+		else if (strcmp(s, "v1") == 0)
+			v->num = PROXY_V1;
+		else if (strcmp(s, "off") == 0)
+			v->num = PROXY_OFF;
+		else
+			return fail(P, P->line, P->key,
+			    "\"%s\" is not one of v2, v1, off", s);
+		return 0;
+	case K_COUNT:
+		v->num = number(s, strlen(s), MAX_CONNS_LIMIT);
+		if (v->num < 1)
+			return fail(P, P->line, P->key, "\"%s\" is not a "
+			    "number from 1 to %d", s, MAX_CONNS_LIMIT);
+		return 0;
+	case K_LISTEN:
+		return parse_listen(P, s, v);
+	case K_UPSTREAM:
+		return parse_upstream(P, s, v);
+	case K_HOST:
+		if (strlen(s) >= sizeof(v->host))
+			return fail(P, P->line, P->key, "\"%s\" is too long", s);
+		if (s[0] == '[' && s[strlen(s) - 1] == ']') {
+			memcpy(v->host, s + 1, strlen(s) - 2);
+			v->host[strlen(s) - 2] = '\0';
+		} else {
+			memcpy(v->host, s, strlen(s) + 1);
+		}
+		if (literal(v->host, "0", &a) == -1 && !valid_name(v->host))
+			return fail(P, P->line, P->key, "\"%s\" is not a host "
+			    "name or IP address", s);
+		return 0;
+	}
+	return -1;
+}
+
+static int
+valid_group_name(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n >= NAME_MAX_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isvarch((unsigned char)s[i], 0) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+static struct group *
+group(struct parser *P, const char *name, size_t n)
+{
+	int i;
+
+	for (i = 0; i < P->ng; i++)
+		if (strlen(P->g[i].name) == n &&
+		    memcmp(P->g[i].name, name, n) == 0)
+			return &P->g[i];
+	if (P->ng == MAX_LISTENERS) {
+		fail(P, P->line, P->key, "more than %d listeners",
+		    MAX_LISTENERS);
+		return NULL;
+	}
+	memcpy(P->g[P->ng].name, name, n);
+	P->g[P->ng].name[n] = '\0';
+	P->g[P->ng].line = P->line;
+	return &P->g[P->ng++];
+}
+
+static void
+key_list(int scope, char *out, size_t n)
+{
+	size_t o = 0;
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; i < NKEYS && o < n; i++)
+		if (keys[i].scope & scope)
+			o += (size_t)snprintf(out + o, n - o, "%s%s",
+			    o ? ", " : "", keys[i].key);
+}
+
+static int
+parse_line(struct parser *P, char *line)
+{
+	char *eq, *k, *v, *dot, *p, value[VAL_MAX_LEN], known[256];
+	const struct keydef *kd = NULL;
+	struct group *g = &P->global;
+	int i, scope = S_GLOBAL;
+	size_t n, namelen = 0;
+
+	/* A '#' starts a comment at the line's start or after a blank. */
+	for (p = line; *p != '\0'; p++)
+		if (*p == '#' && (p == line || p[-1] == ' ' || p[-1] == '\t'))
+			break;
+	*p = '\0';
+	while (p > line && (p[-1] == ' ' || p[-1] == '\t'))
+		*--p = '\0';
+	for (k = line; *k == ' ' || *k == '\t'; k++)
+		;
+	if (*k == '\0')
+		return 0;
+	if ((eq = strchr(k, '=')) == NULL)
+		return fail(P, P->line, NULL,
+		    "\"%s\": expected key = value", k);
+	for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
+		;
+	for (p = eq; p > k && (p[-1] == ' ' || p[-1] == '\t'); p--)
+		;
+	*p = '\0';
+	n = strlen(k);
+	if (n == 0)
+		return fail(P, P->line, NULL, "\"= %s\": missing key", v);
+	if (n >= sizeof(P->key))
+		return fail(P, P->line, NULL, "key is too long");
+	memcpy(P->key, k, n + 1);
+
+	if ((dot = strchr(k, '.')) != NULL) {
+		if (!valid_group_name(k, (size_t)(dot - k)))
+			return fail(P, P->line, P->key, "bad listener name "
+			    "(letters, digits, '_' and '-', at most %d)",
+			    NAME_MAX_LEN - 1);
+		scope = S_LISTENER;
+		namelen = (size_t)(dot - k);
+		k = dot + 1;
+	}
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].key, k) == 0 && (keys[i].scope & scope))
+			kd = &keys[i];
+	if (kd == NULL) {
+		key_list(scope, known, sizeof(known));
+		return fail(P, P->line, P->key, "unknown %skey (known: %s)",
+		    scope == S_LISTENER ? "listener " : "", known);
+	}
+	if (scope == S_LISTENER &&
+	    (g = group(P, P->key, namelen)) == NULL)
+		return -1;
+	i = (int)(kd - keys);
+	if (g->v[i].line != 0)
+		return fail(P, P->line, P->key, "already set on line %d",
+		    g->v[i].line);
+	if (expand(P, v, value, sizeof(value)) == -1)
+		return -1;
+	if (value[0] == '\0')
+		return fail(P, P->line, P->key, "empty value");
+	if (parse_value(P, kd, value, &g->v[i]) == -1)
+		return -1;
+	g->v[i].line = P->line;
+	memcpy(g->v[i].text, value, strlen(value) + 1);
+	return 0;
+}
+
+/* Do the two listen addresses a and b take some of the same sockets? */
+static int
+overlaps(const struct val *a, const struct val *b)
+{
+	const union sa *x = &a->addr, *y = &b->addr;
+
+	if (strcmp(a->port, b->port) != 0 || strcmp(a->port, "0") == 0)
+		return 0;
+	if (a->flag || b->flag)
+		return 1;
+	if (x->sa.sa_family != y->sa.sa_family)
+		return 0;
+	if (x->sa.sa_family == AF_INET)
+		return x->in.sin_addr.s_addr == y->in.sin_addr.s_addr ||
+		    x->in.sin_addr.s_addr == htonl(INADDR_ANY) ||
+		    y->in.sin_addr.s_addr == htonl(INADDR_ANY);
+	return memcmp(&x->in6.sin6_addr, &y->in6.sin6_addr, 16) == 0 ||
+	    memcmp(&x->in6.sin6_addr, &in6addr_any, 16) == 0 ||
+	    memcmp(&y->in6.sin6_addr, &in6addr_any, 16) == 0;
+}
+
+static int64_t
+pick(const struct group *g, const struct group *global, int id, int64_t def)
+{
+	if (g->v[id].line != 0)
+		return g->v[id].num;
+	if (global->v[id].line != 0)
+		return global->v[id].num;
+	return def;
+}
+
+static int
+finish(struct parser *P, struct conf *out)
+{
+	const struct val *uh = &P->global.v[K_UPHOST_ID];
+	char key[NAME_MAX_LEN + 32];
+	struct listener *l;
+	struct group *g;
+	int i, j;
+
+	if (P->ng == 0)
+		return fail(P, P->line, NULL, "no listener is defined "
+		    "(e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
+	out->max_conns = (int)pick(&P->global, &P->global, K_MAXCONNS_ID,
+	    2048);
+	for (i = 0; i < P->ng; i++) {
+		g = &P->g[i];
+		l = &out->l[i];
+		snprintf(key, sizeof(key), "%s.listen", g->name);
+		if (g->v[K_LISTEN_ID].line == 0)
+			return fail(P, g->line, key, "not set (a listener "
+			    "needs listen and upstream)");
+		for (j = 0; j < i; j++)
+			if (overlaps(&g->v[K_LISTEN_ID], &P->g[j].v[K_LISTEN_ID]))
+				return fail(P, g->v[K_LISTEN_ID].line, key,
+				    "\"%s\" is already used by %s (line %d)",
+				    g->v[K_LISTEN_ID].text, P->g[j].name,
+				    P->g[j].v[K_LISTEN_ID].line);
+		snprintf(key, sizeof(key), "%s.upstream", g->name);
+		if (g->v[K_UPSTREAM_ID].line == 0)
+			return fail(P, g->line, key, "not set (a listener "
+			    "needs listen and upstream)");
+
+		memcpy(l->name, g->name, sizeof(l->name));
+		l->line = g->line;
+		l->addr = g->v[K_LISTEN_ID].addr;
+		l->dual = g->v[K_LISTEN_ID].flag;
+		memcpy(l->port, g->v[K_UPSTREAM_ID].port, sizeof(l->port));
+		if (g->v[K_UPSTREAM_ID].host[0] != '\0') {
+			memcpy(l->host, g->v[K_UPSTREAM_ID].host,
+			    sizeof(l->host));
+		} else if (uh->line != 0) {
+			memcpy(l->host, uh->host, sizeof(l->host));
+		} else {
+			return fail(P, g->v[K_UPSTREAM_ID].line, key, "\"%s\" "
+			    "names no host and upstream_host is not set",
+			    g->v[K_UPSTREAM_ID].text);
+		}
+		l->literal = literal(l->host, l->port, &l->ups) == 0;
+		l->proxy = (enum proxy_mode)pick(g, g, K_PROXY_ID, PROXY_OFF);
+		l->prefer = (enum prefer)pick(g, &P->global, K_PREFER_ID,
+		    PREFER_IPV4);
+		l->connect_ms = pick(g, &P->global, K_CONNECT_ID, 5000);
+		l->dns_ms = pick(g, &P->global, K_DNS_ID, 10000);
+		l->idle_ms = pick(g, &P->global, K_IDLE_ID, 30 * 60000);
+	}
+	out->nl = P->ng;
+	return 0;
+}
+
+int
+conf_parse(const char *text, size_t n, const char *fname, struct conf *out,
+    char *err, size_t errlen)
+{
+	struct parser *P;
+	char line[VAL_MAX_LEN * 2];
+	const char *p = text, *end = text + n, *nl;
+	size_t len;
+	int rc = -1;
+
+	if ((P = calloc(1, sizeof(*P))) == NULL ||
+	    (P->g = calloc(MAX_LISTENERS, sizeof(*P->g))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", fname);
+		goto out;
+	}
+	P->fname = fname;
+	P->err = err;
+	P->errlen = errlen;
+	memset(out, 0, sizeof(*out));
+	while (p < end) {
+		P->line++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		len = (size_t)(nl - p);
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (len >= sizeof(line)) {
+			fail(P, P->line, NULL, "line is longer than %d bytes",
+			    (int)sizeof(line) - 1);
+			goto out;
+		}
+		if (memchr(p, '\0', len) != NULL) {
+			fail(P, P->line, NULL, "line holds a NUL byte");
+			goto out;
+		}
+		memcpy(line, p, len);
+		line[len] = '\0';
+		if (parse_line(P, line) == -1)
+			goto out;
+		p = nl + 1;
+	}
+	rc = finish(P, out);
+out:
+	if (P != NULL)
+		free(P->g);
+	free(P);
+	return rc;
+}
+
+int
+conf_load(const char *path, struct conf *out, char *err, size_t errlen)
+{
+	char *buf;
+	size_t n = 0;
+	ssize_t r;
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((buf = malloc(CONF_MAX_SIZE)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		close(fd);
+		return -1;
+	}
+	while (n < CONF_MAX_SIZE) {
+		r = read(fd, buf + n, CONF_MAX_SIZE - n);
+		if (r == 0)
+			break;
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		n += (size_t)r;
+	}
+	if (n == CONF_MAX_SIZE) {
+		snprintf(err, errlen, "%s: larger than %d bytes", path,
+		    CONF_MAX_SIZE - 1);
+		goto fail;
+	}
+	close(fd);
+	rc = conf_parse(buf, n, path, out, err, errlen);
+	free(buf);
+	return rc;
+fail:
+	close(fd);
+	free(buf);
+	return -1;
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * edge: a small layer-4 proxy for mail ports.  This header holds the types
+ * shared between the files (the parsed configuration, socket addresses,
+ * resolver results) and the prototypes each file exports.  Each exported
+ * function carries its file's prefix: conf_*, pp2_*, pp1_*, resolve_*.
+ */
+#ifndef EDGE_H
+#define EDGE_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_LISTENERS	64
+#define NAME_MAX_LEN	32	/* listener name, with its NUL */
+#define HOST_MAX_LEN	256	/* DNS name or literal, with its NUL */
+#define MAX_ADDRS	16	/* addresses kept from one lookup */
+
+/* An IPv4 or IPv6 socket address, without sockaddr_storage's 128 bytes. */
+union sa {
+	struct sockaddr		sa;
+	struct sockaddr_in	in;
+	struct sockaddr_in6	in6;
+};
+
+enum prefer { PREFER_IPV4, PREFER_IPV6, PREFER_SYSTEM };
+enum proxy_mode { PROXY_OFF, PROXY_V1, PROXY_V2 };
+
+/*
+ * One listener as configured.  Timeouts are in milliseconds; every value
+ * here is final (per-listener overrides already merged with the globals).
+ */
+struct listener {
+	char name[NAME_MAX_LEN];
+	int line;			/* first line naming this listener */
+	union sa addr;			/* where to listen */
+	int dual;			/* ":PORT": one socket for v4 and v6 */
+	char host[HOST_MAX_LEN];	/* upstream name or literal */
+	char port[6];			/* upstream port, decimal */
+	int literal;			/* host is an IP literal: ups is it */
+	union sa ups;			/* the literal upstream address */
+	enum proxy_mode proxy;
+	enum prefer prefer;
+	int64_t connect_ms;		/* per address tried */
+	int64_t dns_ms;			/* whole lookup */
+	int64_t idle_ms;		/* 0: no idle timeout */
+};
+
+struct conf {
+	int max_conns;
+	int nl;
+	struct listener l[MAX_LISTENERS];
+};
+
+/*
+ * conf_parse(text, n, fname, out, err, errlen): parse the n bytes of text
+ * (named fname in messages) into *out.  Returns 0, or -1 with one line
+ * "fname:line: key: problem" in err.  Reads the environment for ${VAR}.
+ */
+int conf_parse(const char *text, size_t n, const char *fname,
+    struct conf *out, char *err, size_t errlen);
+
+/* conf_load(path, out, err, errlen): read path and conf_parse() it. */
+int conf_load(const char *path, struct conf *out, char *err, size_t errlen);
+
+/* sa_len(a): the length to pass to bind/connect for a. */
+socklen_t sa_len(const union sa *a);
+
+/*
+ * sa_unmap(a): if a is a v4-mapped IPv6 address (::ffff:a.b.c.d), rewrite
+ * it in place as the IPv4 address it carries.
+ */
+void sa_unmap(union sa *a);
+
+/*
+ * sa_fmt(a, buf, n): write "1.2.3.4:25" or "[2001:db8::1]:25" into buf.
+ * Returns buf.  A buffer of SA_FMT_LEN bytes always suffices.
+ */
+#define SA_FMT_LEN	56
+char *sa_fmt(const union sa *a, char *buf, size_t n);
+
+/*
+ * pp2_encode(out, n, src, dst): write a PROXY protocol v2 header for a TCP
+ * connection from src to dst into out (n >= PP_MAX_LEN).  v4-mapped
+ * addresses go out as TCP4.  Returns the header length (28 for TCP4, 52
+ * for TCP6, 16 for an address family it cannot express).
+ * pp1_encode(): the same as a v1 text line, at most 107 bytes.
+ */
+#define PP_MAX_LEN	108
+size_t pp2_encode(unsigned char *out, size_t n, const union sa *src,
+    const union sa *dst);
+size_t pp1_encode(unsigned char *out, size_t n, const union sa *src,
+    const union sa *dst);
+
+/*
+ * The resolver.  Lookups run on worker threads so that a slow DNS server
+ * delays only the connections waiting on it.  A job names the connection
+ * it serves by slot and generation, never by pointer.
+ */
+struct addrs {
+	int n;
+	union sa a[MAX_ADDRS];
+};
+
+/* resolve_init(): start the resolver.  Returns the fd to poll, or -1. */
+int resolve_init(void);
+
+/*
+ * resolve_start(slot, gen, host, port, prefer): queue a lookup.  Returns 0,
+ * or -1 with errno set if the job could not be queued.
+ */
+int resolve_start(int slot, uint32_t gen, const char *host,
+    const char *port, enum prefer prefer);
+
+/*
+ * resolve_next(&slot, &gen, &a, &err): take one finished job.  Returns 1
+ * with *a (owned by the caller, free() it) or *a == NULL and *err set to a
+ * message; 0 when no finished job is left.  Drains the wakeup fd.
+ */
+int resolve_next(int *slot, uint32_t *gen, struct addrs **a,
+    const char **err);
+
+#endif
