@@ -768,6 +768,24 @@ run(void)
 	logmsg("stopped");
 }
 
+/* One line per listener: "listening smtp on [::]:25 (v4+v6) -> mx:25 ...". */
+static void
+describe(const char *what, const struct listener *l, const union sa *a)
+{
+	char buf[SA_FMT_LEN];
+	int v6 = strchr(l->host, ':') != NULL;
+
+	logmsg("%s %s on %s%s -> %s%s%s:%s proxy=%s prefer=%s "
+	    "connect_timeout=%lldms idle_timeout=%lldms", what, l->name,
+	    sa_fmt(a, buf, sizeof(buf)),
+	    l->dual && a->sa.sa_family == AF_INET6 ? " (v4+v6)" : "",
+	    v6 ? "[" : "", l->host, v6 ? "]" : "", l->port,
+	    l->proxy == PROXY_V2 ? "v2" : l->proxy == PROXY_V1 ? "v1" : "off",
+	    l->prefer == PREFER_IPV4 ? "ipv4" : l->prefer == PREFER_IPV6 ?
+	    "ipv6" : "system", (long long)l->connect_ms,
+	    (long long)l->idle_ms);
+}
+
 /* Open, bind and listen; on failure die naming the listener. */
 static int
 listen_on(const struct listener *l)
@@ -799,12 +817,7 @@ listen_on(const struct listener *l)
 	len = sizeof(a);
 	if (getsockname(fd, &a.sa, &len) == -1)
 		die(1, "listen %s: getsockname:", l->name);
-	logmsg("listening %s on %s%s -> %s%s%s:%s proxy=%s", l->name,
-	    sa_fmt(&a, buf, sizeof(buf)), l->dual && a.sa.sa_family ==
-	    AF_INET6 ? " (v4+v6)" : "",
-	    strchr(l->host, ':') ? "[" : "", l->host,
-	    strchr(l->host, ':') ? "]" : "", l->port,
-	    l->proxy == PROXY_V2 ? "v2" : l->proxy == PROXY_V1 ? "v1" : "off");
+	describe("listening", l, &a);
 	return fd;
 }
 
@@ -913,6 +926,8 @@ main(int argc, char **argv)
 	if (conf_load(E.confpath, E.cf, err, sizeof(err)) == -1)
 		die(2, "%s", err);
 	if (test) {
+		for (ch = 0; ch < E.cf->nl; ch++)
+			describe("listener", &E.cf->l[ch], &E.cf->l[ch].addr);
 		logmsg("%s: ok, %d listener%s", E.confpath, E.cf->nl,
 		    E.cf->nl == 1 ? "" : "s");
 		return 0;

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Vectors for conf_parse(): the values a good file yields, and for each bad
+ * file the exact message an operator reads.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../edge.h"
+
+static int fails;
+
+static void
+check(int ok, const char *name, const char *detail)
+{
+	if (ok) {
+		printf("ok   %s\n", name);
+		return;
+	}
+	fails++;
+	printf("FAIL %s: %s\n", name, detail);
+}
+
+/* Parse text; expect the error msg exactly, or success if msg is NULL. */
+static void
+bad(const char *text, const char *msg)
+{
+	static struct conf cf;
+	char err[1024] = "";
+	int rc = conf_parse(text, strlen(text), "edge.conf", &cf, err,
+	    sizeof(err));
+
+	if (msg == NULL)
+		check(rc == 0, "accepted as valid", err);
+	else
+		check(rc == -1 && strcmp(err, msg) == 0, msg, err);
+}
+
+#define L "smtp.listen = :2525\nsmtp.upstream = mx.example:25\n"
+
+int
+main(void)
+{
+	static struct conf cf;
+	const struct listener *l;
+	char err[1024] = "";
+	const char *good =
+	    "# the mail edge\n"
+	    "prefer          = ipv4          # ipv4 | ipv6 | system\n"
+	    "connect_timeout = 5s\n"
+	    "idle_timeout    = 30m\n"
+	    "max_conns       = 2048\n"
+	    "upstream_host   = ${EDGE_TEST_UNSET:-stalwart.tail7b1641.ts.net}\n"
+	    "\n"
+	    "smtp.listen     = :25\r\n"
+	    "smtp.upstream   = ${EDGE_TEST_UNSET:-stalwart.tail7b1641.ts.net}:25\n"
+	    "smtp.proxy      = v2\n"
+	    "smtp.idle_timeout = 10m\n"
+	    "imaps.listen    = 127.0.0.1:993\n"
+	    "imaps.upstream  = :993\n"
+	    "imaps.proxy     = v1\n"
+	    "imaps.prefer    = system\n"
+	    "web.listen      = [::1]:443\n"
+	    "web.upstream    = [2001:db8::1]:8443\n"
+	    "web.connect_timeout = 250ms\n"
+	    "x.listen = 0.0.0.0:26\nx.upstream = 10.0.0.1:1 # a comment\n";
+
+	unsetenv("EDGE_TEST_UNSET");
+	setenv("EDGE_TEST_EMPTY", "", 1);
+	setenv("EDGE_TEST_HOST", "mail.example", 1);
+	if (conf_parse(good, strlen(good), "edge.conf", &cf, err,
+	    sizeof(err)) != 0) {
+		printf("FAIL good config: %s\n", err);
+		return 1;
+	}
+	check(cf.nl == 4 && cf.max_conns == 2048, "four listeners, max_conns", "");
+	l = &cf.l[0];
+	check(strcmp(l->name, "smtp") == 0 && l->dual &&
+	    strcmp(l->host, "stalwart.tail7b1641.ts.net") == 0 &&
+	    strcmp(l->port, "25") == 0 && l->proxy == PROXY_V2 &&
+	    l->idle_ms == 600000 && l->connect_ms == 5000 &&
+	    l->prefer == PREFER_IPV4 && !l->literal,
+	    "smtp: default expanded, idle overridden", l->host);
+	l = &cf.l[1];
+	check(strcmp(l->host, "stalwart.tail7b1641.ts.net") == 0 &&
+	    strcmp(l->port, "993") == 0 && l->proxy == PROXY_V1 &&
+	    l->prefer == PREFER_SYSTEM && l->idle_ms == 1800000 && !l->dual,
+	    "imaps: upstream_host used for :993", l->host);
+	l = &cf.l[2];
+	check(strcmp(l->host, "2001:db8::1") == 0 && l->literal &&
+	    l->ups.sa.sa_family == AF_INET6 && l->connect_ms == 250 &&
+	    l->proxy == PROXY_OFF && l->addr.sa.sa_family == AF_INET6,
+	    "web: IPv6 literal upstream, proxy off by default", l->host);
+	l = &cf.l[3];
+	check(strcmp(l->port, "1") == 0 && l->literal,
+	    "'#' after a blank starts a comment", l->port);
+	bad(L "x.listen = :1\nx.upstream = 10.0.0.1:1#x\n", "edge.conf:4: "
+	    "x.upstream: \"1#x\" is not a port (1-65535)");
+
+	/* Each error names file:line, the key and the problem. */
+	bad(L "smtp.idle_timeout = 30x\n", "edge.conf:3: smtp.idle_timeout: "
+	    "\"30x\" is not a duration (e.g. 30m, 1800s, 500ms; at most 7 days)");
+	bad(L "connect_timeout = 0\n", "edge.conf:3: connect_timeout: \"0\" "
+	    "must be more than 0");
+	bad(L "idle_timeout = 0\n", NULL);
+	bad(L "idle_timeout = 8d\n", "edge.conf:3: idle_timeout: \"8d\" is "
+	    "not a duration (e.g. 30m, 1800s, 500ms; at most 7 days)");
+	bad(L "smtp.lisen = :25\n", "edge.conf:3: smtp.lisen: unknown listener "
+	    "key (known: listen, upstream, proxy, prefer, connect_timeout, "
+	    "dns_timeout, idle_timeout)");
+	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
+	    "listener key (known: listen, upstream, proxy, prefer, "
+	    "connect_timeout, dns_timeout, idle_timeout)");
+	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
+	    "prefer, connect_timeout, dns_timeout, idle_timeout, max_conns, "
+	    "upstream_host)");
+	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
+	    "already set on line 3");
+	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
+	    "already set on line 3");
+	bad(L "max_conns = 0\n", "edge.conf:3: max_conns: \"0\" is not a "
+	    "number from 1 to 1000000");
+	bad("smtp.listen = :99999\n", "edge.conf:1: smtp.listen: \"99999\" is "
+	    "not a port (0-65535)");
+	bad("smtp.listen = :25x\n", "edge.conf:1: smtp.listen: \"25x\" is "
+	    "not a port (0-65535)");
+	bad("smtp.listen = 25\n", "edge.conf:1: smtp.listen: \"25\" is not an "
+	    "address (use :PORT, IPv4:PORT or [IPv6]:PORT)");
+	bad("smtp.listen = ::1:25\n", "edge.conf:1: smtp.listen: \"::1:25\" is "
+	    "not an address (use :PORT, IPv4:PORT or [IPv6]:PORT)");
+	bad("smtp.listen = mail.example:25\n", "edge.conf:1: smtp.listen: "
+	    "\"mail.example:25\" is not an address (use :PORT, IPv4:PORT or "
+	    "[IPv6]:PORT)");
+	bad("smtp.listen = :25\nsmtp.upstream = mx:0\n", "edge.conf:2: "
+	    "smtp.upstream: \"0\" is not a port (1-65535)");
+	bad("smtp.listen = :25\nsmtp.upstream = mx\n", "edge.conf:2: "
+	    "smtp.upstream: \"mx\" is not HOST:PORT (or :PORT with "
+	    "upstream_host)");
+	bad("smtp.listen = :25\nsmtp.upstream = m x:25\n", "edge.conf:2: "
+	    "smtp.upstream: \"m x\" is not a host name or IP address");
+	bad("smtp.listen = :25\nsmtp.upstream = :25\n", "edge.conf:2: "
+	    "smtp.upstream: \":25\" names no host and upstream_host is not set");
+	bad("smtp.listen = :25\n\nsmtp.proxy = v2\n", "edge.conf:1: "
+	    "smtp.upstream: not set (a listener needs listen and upstream)");
+	bad("smtp.upstream = mx:25\n", "edge.conf:1: smtp.listen: not set "
+	    "(a listener needs listen and upstream)");
+	bad(L "smtp.proxy = v3\n", "edge.conf:3: smtp.proxy: \"v3\" is not one "
+	    "of v2, v1, off");
+	bad(L "prefer = ipv5\n", "edge.conf:3: prefer: \"ipv5\" is not one of "
+	    "ipv4, ipv6, system");
+	bad(L "sub.listen = 0.0.0.0:2525\nsub.upstream = mx:587\n",
+	    "edge.conf:3: sub.listen: \"0.0.0.0:2525\" is already used by "
+	    "smtp (line 1)");
+	bad("a.listen = 127.0.0.1:25\na.upstream = mx:25\n"
+	    "b.listen = 127.0.0.1:25\nb.upstream = mx:25\n",
+	    "edge.conf:3: b.listen: \"127.0.0.1:25\" is already used by a "
+	    "(line 1)");
+	bad("a.listen = 127.0.0.1:25\na.upstream = mx:25\n"
+	    "b.listen = 127.0.0.2:25\nb.upstream = mx:25\n"
+	    "c.listen = [::1]:25\nc.upstream = mx:25\n"
+	    "d.listen = 127.0.0.1:0\nd.upstream = mx:25\n"
+	    "e.listen = 127.0.0.1:0\ne.upstream = mx:25\n", NULL);
+	bad(L "smtp.upstream2 = x\n", "edge.conf:3: smtp.upstream2: unknown "
+	    "listener key (known: listen, upstream, proxy, prefer, "
+	    "connect_timeout, dns_timeout, idle_timeout)");
+	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
+	    "name (letters, digits, '_' and '-', at most 31)");
+	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
+	    "value");
+	bad(L "= 5\n", "edge.conf:3: \"= 5\": missing key");
+	bad(L "upstream_host = ${EDGE_TEST_UNSET}\n", "edge.conf:3: "
+	    "upstream_host: ${EDGE_TEST_UNSET} is not set (write "
+	    "${EDGE_TEST_UNSET:-default} to give a default)");
+	bad(L "upstream_host = ${EDGE_TEST_HOST\n", "edge.conf:3: "
+	    "upstream_host: unterminated or malformed \"${EDGE_TEST_HOST\"");
+	bad(L "upstream_host = ${EDGE_TEST_HOST:-x\n", "edge.conf:3: "
+	    "upstream_host: unterminated \"${EDGE_TEST_HOST:-\"");
+	bad(L "upstream_host = ${1X}\n", "edge.conf:3: upstream_host: bad "
+	    "variable name after \"${\" in \"${1X}\"");
+	bad(L "upstream_host = ${EDGE_TEST_EMPTY}\n", "edge.conf:3: "
+	    "upstream_host: empty value");
+	bad(L "upstream_host = ${EDGE_TEST_EMPTY:-fallback.example}\n", NULL);
+	bad(L "upstream_host = ${EDGE_TEST_HOST:-fallback.example}\n", NULL);
+	bad(L "upstream_host = $HOME\n", "edge.conf:3: upstream_host: \"$HOME\" "
+	    "is not a host name or IP address");
+	bad("# nothing here\n", "edge.conf:1: no listener is defined (e.g. "
+	    "smtp.listen = :25 and smtp.upstream = HOST:25)");
+	check(conf_parse(L "x\0 = 1\n", sizeof(L) + 6, "edge.conf", &cf, err,
+	    sizeof(err)) == -1 && strcmp(err, "edge.conf:3: line holds a NUL "
+	    "byte") == 0, "a NUL byte is refused", err);
+
+	printf("%s: %d failed\n", __FILE__, fails);
+	return fails != 0;
+}
