@@ -362,39 +362,63 @@ conn_done(const struct conn *c)
 	    c->s[UPS].in == NULL;
 }
 
-/* Start a non-blocking connect to av[ai], or the next that can start. */
+static void
+conn_retry_log(const struct conn *c)
+{
+	char a[SA_FMT_LEN], u[SA_FMT_LEN];
+
+	if (c->ai + 1 < c->an)
+		logmsg("retry l=%s c=%s u=%s err=\"%s\"", c->l->name,
+		    sa_fmt(&c->cli, a, sizeof(a)), sa_fmt(&c->ups, u, sizeof(u)),
+		    strerror(c->err));
+}
+
+/*
+ * Start a non-blocking connect to av[ai], or the next that can start.
+ * Each failure with an address left to try gets a "retry" line: a family
+ * that fails (no IPv6 route, say) should not stay invisible.
+ */
 static void
 conn_dial(struct conn *c)
 {
 	const union sa *a;
-	int fd, e = c->err;
+	int fd;
 
 	for (; c->ai < c->an; c->ai++) {
 		a = &c->av[c->ai];
 		c->ups = *a;
-		if ((fd = socket(a->sa.sa_family, SOCK_STREAM, 0)) == -1) {
-			e = errno;	/* e.g. EAFNOSUPPORT without IPv6 */
-			continue;
+		if ((fd = socket(a->sa.sa_family, SOCK_STREAM, 0)) != -1 &&
+		    set_nonblock(fd) != -1) {
+			tune(fd);
+			if (connect(fd, &a->sa, sa_len(a)) == 0 ||
+			    errno == EINPROGRESS || errno == EINTR) {
+				/* Success shows as POLLOUT, as does a late
+				 * failure. */
+				c->s[UPS].fd = fd;
+				c->st = C_CONNECT;
+				c->deadline = E.now + c->l->connect_ms;
+				return;
+			}
 		}
-		if (set_nonblock(fd) == -1) {
-			e = errno;
+		c->err = errno;
+		if (fd != -1)
 			close(fd);
-			continue;
-		}
-		tune(fd);
-		if (connect(fd, &a->sa, sa_len(a)) == 0 || errno == EINPROGRESS
-		    || errno == EINTR) {
-			/* Success shows as POLLOUT, as does a late failure. */
-			c->s[UPS].fd = fd;
-			c->st = C_CONNECT;
-			c->deadline = E.now + c->l->connect_ms;
-			return;
-		}
-		e = errno;
-		close(fd);
+		conn_retry_log(c);
 	}
 	c->st = C_CONNECT;	/* so that the log names the last address */
-	conn_close(c, "connect_failed", e, NULL);
+	conn_close(c, "connect_failed", c->err, NULL);
+}
+
+/* The connect to av[ai] failed with err: try the next address. */
+static void
+conn_next(struct conn *c, int err)
+{
+	close(c->s[UPS].fd);
+	c->s[UPS].fd = -1;
+	c->err = err;
+	conn_retry_log(c);
+	c->ai++;
+	conn_dial(c);
 }
 
 /*
@@ -440,11 +464,7 @@ conn_connected(struct conn *c)
 		e = errno;
 	if (e == 0)
 		return conn_established(c);
-	close(c->s[UPS].fd);
-	c->s[UPS].fd = -1;
-	c->err = e;
-	c->ai++;
-	conn_dial(c);
+	conn_next(c, e);
 	return -1;
 }
 
@@ -634,11 +654,7 @@ expire(void)
 			conn_close(c, "dns_timeout", 0, NULL);
 			break;
 		case C_CONNECT:
-			close(c->s[UPS].fd);
-			c->s[UPS].fd = -1;
-			c->err = ETIMEDOUT;
-			c->ai++;
-			conn_dial(c);
+			conn_next(c, ETIMEDOUT);
 			break;
 		case C_SPLICE:
 			conn_close(c, "idle", 0, NULL);

@@ -1,0 +1,118 @@
+#!/usr/bin/env bats
+# The upstream name is resolved for every connection, IPv4 first, with
+# fallback to the next address; a slow DNS server delays only the
+# connections waiting on it.  edge runs in a private mount namespace with
+# its own /etc/hosts (and /etc/resolv.conf), or in a network namespace.
+
+load helpers
+
+# start_edge_hosts: edge with ./hosts as its /etc/hosts, and a resolver
+# that refuses at once (nothing listens on 127.0.0.1:53 here).
+start_edge_hosts() {
+	need_root
+	echo 'nameserver 127.0.0.1' > resolv.conf
+	start_edge edge.conf "$T/lib/with-hosts.sh" "$BATS_TEST_TMPDIR/hosts" \
+		"$BATS_TEST_TMPDIR/resolv.conf"
+}
+
+name_conf() {
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = up.test:$1
+smtp.prefer = $2
+smtp.proxy = off"
+}
+
+@test "a name with ::1 and 127.0.0.1 connects over IPv4 first (prefer=ipv4)" {
+	up=$(free_port)
+	printf '::1 up.test\n127.0.0.1 up.test\n' > hosts
+	sink "$up" got
+	name_conf "$up" ipv4
+	start_edge_hosts
+	printf 'v4' | socat -u - "TCP:127.0.0.1:$(edge_port smtp)"
+	wait_log "u=127.0.0.1:$up up=2 .*why=eof"
+	[ "$(cat got)" = v4 ]
+	# IPv4 answered first: ::1 was never tried.
+	! grep -q '^edge: retry' edge.log
+}
+
+@test "prefer=ipv6 tries ::1 first, then falls back to 127.0.0.1" {
+	up=$(free_port)
+	printf '127.0.0.1 up.test\n::1 up.test\n' > hosts
+	sink "$up" got
+	name_conf "$up" ipv6
+	start_edge_hosts
+	printf 'fb' | socat -u - "TCP:127.0.0.1:$(edge_port smtp)"
+	wait_log "u=127.0.0.1:$up up=2 .*why=eof"
+	[ "$(cat got)" = fb ]
+	grep -q "^edge: retry l=smtp c=127.0.0.1:[0-9]* u=\[::1\]:$up err=\"Connection refused\"$" edge.log
+}
+
+@test "prefer=system keeps the resolver's order and still falls back" {
+	up=$(free_port)
+	printf '::1 up.test\n127.0.0.1 up.test\n' > hosts
+	sink "$up" got
+	name_conf "$up" system
+	start_edge_hosts
+	printf 'sy' | socat -u - "TCP:127.0.0.1:$(edge_port smtp)"
+	wait_log "u=127.0.0.1:$up up=2 .*why=eof"
+	# glibc sorts ::1 first (RFC 6724); edge keeps that order.
+	grep -q "^edge: retry l=smtp .* u=\[::1\]:$up " edge.log
+}
+
+@test "a changed address is followed on the next connection, no restart" {
+	up=$(free_port)
+	echo '127.0.0.2 up.test' > hosts
+	sink "$up" got2 127.0.0.2
+	sink "$up" got3 127.0.0.3
+	name_conf "$up" ipv4
+	start_edge_hosts
+	port=$(edge_port smtp)
+	printf 'one' | socat -u - "TCP:127.0.0.1:$port"
+	wait_log "u=127.0.0.2:$up up=3 .*why=eof"
+	# Rewrite in place: the bind mount follows the inode.
+	echo '127.0.0.3 up.test' | tee hosts > /dev/null
+	printf 'two' | socat -u - "TCP:127.0.0.1:$port"
+	wait_log "u=127.0.0.3:$up up=3 .*why=eof"
+	[ "$(cat got2)" = one ]
+	[ "$(cat got3)" = two ]
+}
+
+@test "a name that does not resolve closes the client with why=dns_failed" {
+	up=$(free_port)
+	echo '127.0.0.1 other.test' > hosts
+	name_conf "$up" ipv4
+	start_edge_hosts
+	run timeout 10 socat -u "TCP:127.0.0.1:$(edge_port smtp)" STDOUT
+	[ "$output" = "" ]
+	wait_log '^edge: close l=smtp c=127.0.0.1:[0-9]+ u=- up=0 down=0 t=[0-9.]+s why=dns_failed err="[^"]+"$'
+}
+
+@test "a slow DNS server does not delay another listener's traffic" {
+	need_root
+	NETNS="edge-test-$$-$BATS_TEST_NUMBER"
+	ip netns add "$NETNS"
+	ip -n "$NETNS" link set lo up
+	mkdir -p "/etc/netns/$NETNS"
+	printf 'nameserver 127.0.0.1\noptions timeout:15 attempts:1\n' > "/etc/netns/$NETNS/resolv.conf"
+	ns="ip netns exec $NETNS"
+	spawn $ns python3 "$T/lib/slowdns.py" 2 "$BATS_TEST_TMPDIR/dns.log" slow.test=127.0.0.1
+	spawn $ns socat -u TCP-LISTEN:2001,bind=127.0.0.1,reuseaddr CREATE:got-slow
+	spawn $ns socat -u TCP-LISTEN:2002,bind=127.0.0.1,reuseaddr CREATE:got-fast
+	wait_for 10 $ns sh -c 'ss -Hltn | grep -q :2002 && ss -Hlun | grep -q :53'
+	conf 'slow.listen = 127.0.0.1:2525
+slow.upstream = slow.test:2001
+fast.listen = 127.0.0.1:2526
+fast.upstream = localhost:2002'
+	start_edge edge.conf $ns
+	# The slow lookup goes first and holds one resolver thread.
+	spawn $ns sh -c 'printf slow | socat -u - TCP:127.0.0.1:2525'
+	wait_log 'query slow.test 1' dns.log
+	$ns sh -c 'printf fast | socat -u - TCP:127.0.0.1:2526'
+	wait_log 'l=fast .* up=4 .*why=eof'
+	# The fast connection finished while the slow one still waited on DNS.
+	! grep -q 'l=slow' edge.log
+	[ "$(cat got-fast)" = fast ]
+	# The slow one is answered late, and still connects over IPv4.
+	wait_log 'l=slow .*u=127.0.0.1:2001 up=4 .*why=eof' edge.log 20
+	[ "$(cat got-slow)" = slow ]
+}
