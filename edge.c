@@ -93,6 +93,7 @@ struct edge {
 	int resfd;		/* resolver wakeup */
 	int64_t now;
 	int64_t accept_resume;	/* listeners paused until then */
+	int accept_failing;	/* in an EMFILE episode, already logged */
 	int stop;
 };
 
@@ -403,6 +404,8 @@ conn_dial(struct conn *c)
 		c->err = errno;
 		if (fd != -1)
 			close(fd);
+		if (c->err == EMFILE || c->err == ENFILE)
+			E.accept_resume = E.now + ACCEPT_PAUSE_MS;
 		conn_retry_log(c);
 	}
 	c->st = C_CONNECT;	/* so that the log names the last address */
@@ -589,6 +592,10 @@ accept_ready(int li)
 		len = sizeof(sa);
 		fd = accept(E.lfd[li], &sa.sa, &len);
 		if (fd != -1) {
+			if (E.accept_failing)
+				logmsg("accept l=%s resumed conns=%d",
+				    E.cf->l[li].name, E.nconn);
+			E.accept_failing = 0;
 			conn_start(li, fd, &sa);
 			continue;
 		}
@@ -599,10 +606,13 @@ accept_ready(int li)
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM) {
 			/* The client stays in the backlog; poll no listener
-			 * for a while instead of spinning on it. */
-			logmsg("accept l=%s paused=%dms conns=%d err=\"%s\"",
-			    E.cf->l[li].name, ACCEPT_PAUSE_MS, E.nconn,
-			    strerror(errno));
+			 * for a while instead of spinning on it.  One line
+			 * per episode: it ends at the next good accept. */
+			if (!E.accept_failing)
+				logmsg("accept l=%s paused=%dms conns=%d "
+				    "err=\"%s\"", E.cf->l[li].name,
+				    ACCEPT_PAUSE_MS, E.nconn, strerror(errno));
+			E.accept_failing = 1;
 			E.accept_resume = E.now + ACCEPT_PAUSE_MS;
 			return;
 		}
@@ -842,18 +852,28 @@ setup(void)
 {
 	struct sigaction sa;
 	struct rlimit rl;
-	int i, need;
+	int i, spare;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	need = 2 * E.cf->max_conns + E.cf->nl + 16;
+	/*
+	 * Two fds per connection; the rest are stdio, two pipes, listeners
+	 * and room for the resolver threads' own sockets and files.  Past
+	 * this cap clients wait in the backlog instead of failing.
+	 */
+	E.maxc = E.cf->max_conns;
+	spare = 3 + 4 + E.cf->nl + 32;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-	    && (rlim_t)need > rl.rlim_cur)
-		logmsg("warning: max_conns=%d needs about %d fds but the "
-		    "limit is %llu; connections beyond it are refused",
-		    E.cf->max_conns, need, (unsigned long long)rl.rlim_cur);
+	    && (rlim_t)(2 * E.maxc + spare) > rl.rlim_cur) {
+		E.maxc = rl.rlim_cur > (rlim_t)spare + 2 ?
+		    (int)((rl.rlim_cur - (rlim_t)spare) / 2) : 1;
+		logmsg("warning: max_conns=%d lowered to %d by the open-file "
+		    "limit of %llu (2 per connection, %d spare)",
+		    E.cf->max_conns, E.maxc, (unsigned long long)rl.rlim_cur,
+		    spare);
+	}
 
 	if (pipe(E.sigp) == -1 || set_nonblock(E.sigp[0]) == -1 ||
 	    set_nonblock(E.sigp[1]) == -1)
@@ -871,7 +891,6 @@ setup(void)
 	if ((E.resfd = resolve_init()) == -1)
 		die(1, "resolver:");
 
-	E.maxc = E.cf->max_conns;
 	E.conns = calloc((size_t)E.maxc, sizeof(*E.conns));
 	E.live = calloc((size_t)E.maxc, sizeof(int));
 	E.freeslot = calloc((size_t)E.maxc, sizeof(int));

@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# Limits an operator relies on on the open internet: max_conns, connect
+# and idle timeouts, and the open-file limit, which must neither crash nor
+# spin edge.
+
+load helpers
+
+banner_conf() {
+	conf "max_conns = $2
+idle_timeout = ${3:-30m}
+smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$1"
+}
+
+# hold N: open client N, which only reads, into file outN.
+hold() {
+	spawn socat -u "TCP:127.0.0.1:$(edge_port smtp)" "CREATE:out$1"
+	eval "HOLD$1=$SPAWNED"
+}
+
+has_banner() {
+	grep -q '^220 hi$' "out$1" 2>/dev/null
+}
+
+@test "max_conns holds: the next client waits in the backlog, then is served" {
+	up=$(free_port)
+	banner "$up" "220 hi"
+	banner_conf "$up" 2
+	start_edge edge.conf
+	hold 1; wait_for 10 has_banner 1
+	hold 2; wait_for 10 has_banner 2
+	hold 3
+	sleep 0.5
+	# Not accepted: no banner, and edge logged nothing about it.
+	! has_banner 3
+	[ "$(grep -c '^edge: close' edge.log)" -eq 0 ]
+	kill -TERM -- "-$HOLD1"
+	wait_for 10 has_banner 3
+	wait_log 'why=eof'
+}
+
+@test "an upstream that never answers is given up after connect_timeout" {
+	up=$(free_port)
+	spawn python3 "$T/lib/blackhole.py" "$up"
+	wait_listen "$up"
+	conf "connect_timeout = 300ms
+smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$up"
+	start_edge edge.conf
+	run timeout 10 socat -u "TCP:127.0.0.1:$(edge_port smtp)" STDOUT
+	[ "$output" = "" ]
+	wait_log "u=127.0.0.1:$up up=0 down=0 t=[0-9.]+s why=connect_failed err=\"Connection timed out\"$"
+}
+
+@test "a silent connection is closed at idle_timeout" {
+	up=$(free_port)
+	banner "$up" "220 hi"
+	banner_conf "$up" 10 1s
+	start_edge edge.conf
+	run timeout 10 socat -u "TCP:127.0.0.1:$(edge_port smtp)" STDOUT
+	[ "$output" = "220 hi" ]
+	wait_log 'up=0 down=7 t=1\.[0-9]+s why=idle$'
+}
+
+@test "a low open-file limit lowers max_conns; the rest wait, then are served" {
+	up=$(free_port)
+	banner "$up" "220 hi"
+	banner_conf "$up" 100
+	start_edge edge.conf prlimit --nofile=64:64
+	grep -q 'warning: max_conns=100 lowered to 12 by the open-file limit of 64' edge.log
+	for i in $(seq 1 14); do hold "$i"; done
+	wait_for 10 has_banner 12
+	sleep 0.5
+	served=0
+	for i in $(seq 1 14); do has_banner "$i" && served=$((served + 1)); done
+	[ "$served" -eq 12 ]
+	for i in $(seq 1 4); do kill -TERM -- "-$(eval echo \$HOLD$i)"; done
+	wait_for 10 has_banner 13
+	wait_for 10 has_banner 14
+}
+
+@test "fd exhaustion at run time: no crash, no busy loop, and recovery" {
+	up=$(free_port)
+	banner "$up" "220 hi"
+	banner_conf "$up" 100
+	start_edge edge.conf
+	# Lower the limit under the running process: accept and socket()
+	# now meet EMFILE, which the start-up cap did not plan for.
+	hard=$(ulimit -Hn)
+	prlimit --pid "$EDGE_PID" --nofile="20:$hard"
+	for i in $(seq 1 14); do hold "$i"; done
+	wait_log '^edge: accept l=smtp paused=250ms conns=[0-9]+ err="Too many open files"$'
+	t0=$(cpu_ticks "$EDGE_PID")
+	sleep 2
+	t1=$(cpu_ticks "$EDGE_PID")
+	# A busy loop would burn ~200 ticks in 2 s; backing off burns ~0.
+	[ $((t1 - t0)) -lt 40 ]
+	kill -0 "$EDGE_PID"
+	# One line per episode, not one per retry.
+	[ "$(grep -c 'paused=' edge.log)" -eq 1 ]
+	for i in $(seq 1 14); do kill -TERM -- "-$(eval echo \$HOLD$i)"; done
+	prlimit --pid "$EDGE_PID" --nofile="1024:$hard"
+	# The upstream echoes; the client's EOF ends the exchange.
+	run bash -c "printf 'x\n' | timeout 20 socat -t 10 - TCP:127.0.0.1:$(edge_port smtp)"
+	[ "$output" = "$(printf '220 hi\nx')" ]
+	grep -q '^edge: accept l=smtp resumed' edge.log
+}
