@@ -35,7 +35,7 @@ unit: $(UNIT)
 	for t in $(UNIT); do ./$$t || exit 1; done
 
 test: edge unit
-	bats test/
+	sh test/run test/
 
 check-werror:
 	$(MAKE) clean
