@@ -13,6 +13,8 @@ LDLIBS   = -lpthread
 SRC = edge.c conf.c proxyv2.c resolve.c
 OBJ = edge.o conf.o proxyv2.o resolve.o
 UNIT = test/unit/conf_test test/unit/pp2_test
+FUZZ_CC = clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
 
 all: edge
 
@@ -31,17 +33,28 @@ test/unit/conf_test: test/unit/conf_test.c conf.c proxyv2.c edge.h
 test/unit/pp2_test: test/unit/pp2_test.c proxyv2.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/pp2_test.c proxyv2.c
 
-unit: $(UNIT)
+fuzz/conf_replay: fuzz/conf.c conf.c proxyv2.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_REPLAY -o $@ fuzz/conf.c conf.c proxyv2.c
+
+fuzz/conf_fuzz: fuzz/conf.c conf.c proxyv2.c edge.h
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/conf.c conf.c proxyv2.c
+
+# Build the libFuzzer target; run it with e.g.
+#   fuzz/conf_fuzz -max_total_time=600 fuzz/corpus/conf
+fuzz: fuzz/conf_fuzz
+
+unit: $(UNIT) fuzz/conf_replay
 	for t in $(UNIT); do ./$$t || exit 1; done
+	fuzz/conf_replay fuzz/corpus/conf/*
 
 test: edge unit
 	sh test/run test/
 
 check-werror:
 	$(MAKE) clean
-	$(MAKE) CC=gcc CFLAGS="$(CFLAGS) -Werror" edge $(UNIT)
+	$(MAKE) CC=gcc CFLAGS="$(CFLAGS) -Werror" edge $(UNIT) fuzz/conf_replay
 	$(MAKE) clean
-	$(MAKE) CC=clang CFLAGS="$(CFLAGS) -Werror" edge $(UNIT)
+	$(MAKE) CC=clang CFLAGS="$(CFLAGS) -Werror" edge $(UNIT) fuzz/conf_replay
 
 install: edge
 	mkdir -p $(DESTDIR)$(PREFIX)/bin
@@ -49,6 +62,6 @@ install: edge
 	chmod 755 $(DESTDIR)$(PREFIX)/bin/edge
 
 clean:
-	rm -f edge $(OBJ) $(UNIT)
+	rm -f edge $(OBJ) $(UNIT) fuzz/conf_replay fuzz/conf_fuzz
 
-.PHONY: all static unit test check-werror install clean
+.PHONY: all static unit fuzz test check-werror install clean

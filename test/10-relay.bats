@@ -19,6 +19,7 @@ smtp.proxy = off"
 	start_edge edge.conf
 	socat -u OPEN:sent "TCP:127.0.0.1:$(edge_port smtp)"
 	wait_log 'why=eof'
+	sunk got
 	cmp sent got
 	close_lines | grep -q ' up=10000000 down=0 '
 }
@@ -40,11 +41,13 @@ smtp.proxy = off"
 	head -c 10000000 /dev/urandom > a
 	head -c 10000000 /dev/urandom > b
 	spawn socat -t 30 "TCP-LISTEN:$up,bind=127.0.0.1,reuseaddr" OPEN:b\!\!CREATE:got-a
+	writes got-a
 	wait_listen "$up"
 	plain_conf "$up"
 	start_edge edge.conf
 	socat -t 30 OPEN:a\!\!CREATE:got-b "TCP:127.0.0.1:$(edge_port smtp)"
 	wait_log 'why=eof'
+	sunk got-a
 	cmp a got-a
 	cmp b got-b
 }
@@ -68,6 +71,7 @@ smtp.proxy = off"
 	echo "220 banner then FIN" > banner
 	spawn socat -t 10 "TCP-LISTEN:$up,bind=127.0.0.1,reuseaddr" \
 		OPEN:banner\!\!CREATE:late
+	writes late
 	wait_listen "$up"
 	plain_conf "$up"
 	start_edge edge.conf
@@ -76,6 +80,7 @@ smtp.proxy = off"
 	[ "$status" -eq 0 ]
 	[ "$(cat got)" = "220 banner then FIN" ]
 	wait_log 'why=eof'
+	sunk late
 	[ "$(cat late)" = "sent-after-fin" ]
 }
 

@@ -36,6 +36,7 @@ smtp.proxy = $3"
 	port=$(edge_port smtp)
 	printf 'EHLO x\r\n' | socat -u - "TCP:127.0.0.1:$port,bind=127.0.0.2"
 	wait_log 'why=eof'
+	sunk got
 	want="$SIG 21 11 00 0c 7f 00 00 02 7f 00 00 01 $(hex16 "$(client_port)") $(hex16 "$port") 45 48 4c 4f 20 78 0d 0a"
 	[ "$(hexdump got)" = "$want" ]
 }
@@ -48,6 +49,7 @@ smtp.proxy = $3"
 	port=$(edge_port smtp)
 	printf 'a' | socat -u - "TCP6:[::1]:$port"
 	wait_log 'why=eof'
+	sunk got
 	one='00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01'
 	want="$SIG 21 21 00 24 $one $one $(hex16 "$(client_port)") $(hex16 "$port") 61"
 	[ "$(hexdump got)" = "$want" ]
@@ -62,6 +64,7 @@ smtp.proxy = $3"
 	port=$(edge_port smtp)
 	printf 'b' | socat -u - "TCP4:127.0.0.1:$port,bind=127.0.0.3"
 	wait_log 'c=127.0.0.3:[0-9]+ .*why=eof'
+	sunk got
 	want="$SIG 21 11 00 0c 7f 00 00 03 7f 00 00 01 $(hex16 "$(client_port)") $(hex16 "$port") 62"
 	[ "$(hexdump got)" = "$want" ]
 }
@@ -74,6 +77,7 @@ smtp.proxy = $3"
 	port=$(edge_port smtp)
 	printf 'EHLO x\r\n' | socat -u - "TCP:127.0.0.1:$port,bind=127.0.0.2"
 	wait_log 'why=eof'
+	sunk got
 	[ "$(cat got)" = "$(printf 'PROXY TCP4 127.0.0.2 127.0.0.1 %s %s\r\nEHLO x\r\n' "$(client_port)" "$port")" ]
 }
 
@@ -84,6 +88,7 @@ smtp.proxy = $3"
 	start_edge edge.conf
 	printf 'EHLO x\r\n' | socat -u - "TCP:127.0.0.1:$(edge_port smtp)"
 	wait_log 'why=eof'
+	sunk got
 	[ "$(hexdump got)" = "45 48 4c 4f 20 78 0d 0a" ]
 }
 
@@ -94,6 +99,7 @@ smtp.proxy = $3"
 	start_edge edge.conf
 	socat -u /dev/null "TCP:127.0.0.1:$(edge_port smtp)"
 	wait_log 'why=eof'
+	sunk got
 	[ "$(stat -c %s got)" -eq 28 ]
 }
 
@@ -106,6 +112,7 @@ smtp.proxy = $3"
 	printf 'PROXY TCP4 6.6.6.6 127.0.0.1 1 25\r\n' |
 		socat -u - "TCP:127.0.0.1:$port,bind=127.0.0.2"
 	wait_log 'why=eof'
+	sunk got
 	[ "$(head -n 1 got)" = "$(printf 'PROXY TCP4 127.0.0.2 127.0.0.1 %s %s\r' "$(client_port)" "$port")" ]
 	[ "$(sed -n 2p got)" = "$(printf 'PROXY TCP4 6.6.6.6 127.0.0.1 1 25\r')" ]
 }

@@ -30,6 +30,7 @@ smtp.proxy = off"
 	start_edge_hosts
 	printf 'v4' | socat -u - "TCP:127.0.0.1:$(edge_port smtp)"
 	wait_log "u=127.0.0.1:$up up=2 .*why=eof"
+	sunk got
 	[ "$(cat got)" = v4 ]
 	# IPv4 answered first: ::1 was never tried.
 	! grep -q '^edge: retry' edge.log
@@ -43,6 +44,7 @@ smtp.proxy = off"
 	start_edge_hosts
 	printf 'fb' | socat -u - "TCP:127.0.0.1:$(edge_port smtp)"
 	wait_log "u=127.0.0.1:$up up=2 .*why=eof"
+	sunk got
 	[ "$(cat got)" = fb ]
 	grep -q "^edge: retry l=smtp c=127.0.0.1:[0-9]* u=\[::1\]:$up err=\"Connection refused\"$" edge.log
 }
@@ -73,6 +75,7 @@ smtp.proxy = off"
 	echo '127.0.0.3 up.test' | tee hosts > /dev/null
 	printf 'two' | socat -u - "TCP:127.0.0.1:$port"
 	wait_log "u=127.0.0.3:$up up=3 .*why=eof"
+	sunk got2 got3
 	[ "$(cat got2)" = one ]
 	[ "$(cat got3)" = two ]
 }
@@ -97,7 +100,9 @@ smtp.proxy = off"
 	ns="ip netns exec $NETNS"
 	spawn $ns python3 "$T/lib/slowdns.py" 2 "$BATS_TEST_TMPDIR/dns.log" slow.test=127.0.0.1
 	spawn $ns socat -u TCP-LISTEN:2001,bind=127.0.0.1,reuseaddr CREATE:got-slow
+	writes got-slow
 	spawn $ns socat -u TCP-LISTEN:2002,bind=127.0.0.1,reuseaddr CREATE:got-fast
+	writes got-fast
 	wait_for 10 $ns sh -c 'ss -Hltn | grep -q :2002 && ss -Hlun | grep -q :53'
 	conf 'slow.listen = 127.0.0.1:2525
 slow.upstream = slow.test:2001
@@ -111,8 +116,10 @@ fast.upstream = localhost:2002'
 	wait_log 'l=fast .* up=4 .*why=eof'
 	# The fast connection finished while the slow one still waited on DNS.
 	! grep -q 'l=slow' edge.log
+	sunk got-fast
 	[ "$(cat got-fast)" = fast ]
 	# The slow one is answered late, and still connects over IPv4.
 	wait_log 'l=slow .*u=127.0.0.1:2001 up=4 .*why=eof' edge.log 20
+	sunk got-slow
 	[ "$(cat got-slow)" = slow ]
 }

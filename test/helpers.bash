@@ -98,10 +98,26 @@ edge_port() {
 		"$BATS_TEST_TMPDIR/edge.log" | tail -n 1
 }
 
+# writes FILE: the process spawned last writes FILE (see sunk).
+writes() {
+	echo "$SPAWNED" > "$BATS_TEST_TMPDIR/$1.pid"
+}
+
+# sunk FILE...: wait until each FILE's writer has exited, so that FILE is
+# complete.  A log line from edge only says edge has passed the bytes on.
+sunk() {
+	local f
+	for f in "$@"; do
+		wait_gone "$(cat "$BATS_TEST_TMPDIR/$f.pid")" 100 ||
+			{ echo "the writer of $f is still running" >&2; return 1; }
+	done
+}
+
 # sink PORT FILE [ADDR]: accept one connection, write what arrives to FILE.
 sink() {
 	spawn socat -u "TCP-LISTEN:$1,bind=${3:-127.0.0.1},reuseaddr" \
 		"CREATE:$2"
+	writes "$2"
 	wait_listen "$1"
 }
 

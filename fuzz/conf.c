@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Fuzz target for conf_parse().  Built with clang -fsanitize=fuzzer it is
+ * a libFuzzer target; built with -DFUZZ_REPLAY it is a plain program that
+ * replays the files named on its command line, so the corpus also runs
+ * under gcc in `make test`.  A parse must end in 0 or -1 with a message,
+ * and a success must leave a configuration edge could run.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../edge.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+	static struct conf cf;
+	char err[1024];
+	int i, rc;
+
+	err[0] = '\0';
+	rc = conf_parse((const char *)data, size, "fuzz.conf", &cf, err,
+	    sizeof(err));
+	if (rc == -1 && strncmp(err, "fuzz.conf:", 10) != 0)
+		abort();
+	if (rc == 0) {
+		if (cf.nl < 1 || cf.nl > MAX_LISTENERS || cf.max_conns < 1)
+			abort();
+		for (i = 0; i < cf.nl; i++)
+			if (cf.l[i].host[0] == '\0' || cf.l[i].port[0] == '\0' ||
+			    cf.l[i].connect_ms <= 0 || cf.l[i].dns_ms <= 0 ||
+			    cf.l[i].idle_ms < 0)
+				abort();
+	}
+	return 0;
+}
+
+#ifdef FUZZ_REPLAY
+int
+main(int argc, char **argv)
+{
+	static unsigned char buf[1 << 20];
+	FILE *f;
+	size_t n;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if ((f = fopen(argv[i], "rb")) == NULL) {
+			perror(argv[i]);
+			return 1;
+		}
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		LLVMFuzzerTestOneInput(buf, n);
+	}
+	printf("%s: replayed %d inputs\n", argv[0], argc - 1);
+	return 0;
+}
+#endif
