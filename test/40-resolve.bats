@@ -90,29 +90,37 @@ smtp.proxy = off"
 	wait_log '^edge: close l=smtp c=127.0.0.1:[0-9]+ u=- up=0 down=0 t=[0-9.]+s why=dns_failed err="[^"]+"$'
 }
 
-@test "a slow DNS server does not delay another listener's traffic" {
+# slow_dns_ns DELAY NAME=IP...: a network namespace with only lo, whose
+# /etc/resolv.conf points at a DNS server on 127.0.0.1 that answers each
+# query DELAY seconds late.  Sets NETNS and NS (the exec prefix).
+slow_dns_ns() {
 	need_root
 	NETNS="edge-test-$$-$BATS_TEST_NUMBER"
 	ip netns add "$NETNS"
 	ip -n "$NETNS" link set lo up
 	mkdir -p "/etc/netns/$NETNS"
 	printf 'nameserver 127.0.0.1\noptions timeout:15 attempts:1\n' > "/etc/netns/$NETNS/resolv.conf"
-	ns="ip netns exec $NETNS"
-	spawn $ns python3 "$T/lib/slowdns.py" 2 "$BATS_TEST_TMPDIR/dns.log" slow.test=127.0.0.1
-	spawn $ns socat -u TCP-LISTEN:2001,bind=127.0.0.1,reuseaddr CREATE:got-slow
+	NS="ip netns exec $NETNS"
+	spawn $NS python3 "$T/lib/slowdns.py" "$@" "$BATS_TEST_TMPDIR/dns.log"
+	wait_for 10 $NS sh -c 'ss -Hlun | grep -q 127.0.0.1:53'
+}
+
+@test "a slow DNS server does not delay another listener's traffic" {
+	slow_dns_ns 2 slow.test=127.0.0.1
+	spawn $NS socat -u TCP-LISTEN:2001,bind=127.0.0.1,reuseaddr CREATE:got-slow
 	writes got-slow
-	spawn $ns socat -u TCP-LISTEN:2002,bind=127.0.0.1,reuseaddr CREATE:got-fast
+	spawn $NS socat -u TCP-LISTEN:2002,bind=127.0.0.1,reuseaddr CREATE:got-fast
 	writes got-fast
-	wait_for 10 $ns sh -c 'ss -Hltn | grep -q :2002 && ss -Hlun | grep -q :53'
+	wait_for 10 $NS sh -c 'ss -Hltn | grep -q :2002'
 	conf 'slow.listen = 127.0.0.1:2525
 slow.upstream = slow.test:2001
 fast.listen = 127.0.0.1:2526
 fast.upstream = localhost:2002'
-	start_edge edge.conf $ns
+	start_edge edge.conf $NS
 	# The slow lookup goes first and holds one resolver thread.
-	spawn $ns sh -c 'printf slow | socat -u - TCP:127.0.0.1:2525'
+	spawn $NS sh -c 'printf slow | socat -u - TCP:127.0.0.1:2525'
 	wait_log 'query slow.test 1' dns.log
-	$ns sh -c 'printf fast | socat -u - TCP:127.0.0.1:2526'
+	$NS sh -c 'printf fast | socat -u - TCP:127.0.0.1:2526'
 	wait_log 'l=fast .* up=4 .*why=eof'
 	# The fast connection finished while the slow one still waited on DNS.
 	! grep -q 'l=slow' edge.log
@@ -122,4 +130,19 @@ fast.upstream = localhost:2002'
 	wait_log 'l=slow .*u=127.0.0.1:2001 up=4 .*why=eof' edge.log 20
 	sunk got-slow
 	[ "$(cat got-slow)" = slow ]
+}
+
+@test "a lookup slower than dns_timeout closes the client with why=dns_timeout" {
+	slow_dns_ns 5 slow.test=127.0.0.1
+	conf 'dns_timeout = 500ms
+slow.listen = 127.0.0.1:2525
+slow.upstream = slow.test:2001'
+	start_edge edge.conf $NS
+	run $NS timeout 10 socat -u TCP:127.0.0.1:2525 STDOUT
+	[ "$output" = "" ]
+	wait_log '^edge: close l=slow c=127.0.0.1:[0-9]+ u=- up=0 down=0 t=0\.[5-9][0-9]*s why=dns_timeout$'
+	# The late answer is dropped; edge goes on serving.
+	wait_log 'query slow.test 28' dns.log 20
+	run $NS timeout 10 socat -u TCP:127.0.0.1:2525 STDOUT
+	[ "$(grep -c why=dns_timeout edge.log)" -eq 2 ]
 }

@@ -1,12 +1,12 @@
 # A tiny DNS responder on UDP 127.0.0.1:53 that answers late, for tests of a
-# slow DNS server.  Usage: slowdns.py DELAY_SECONDS LOGFILE NAME=IPV4...
+# slow DNS server.  Usage: slowdns.py DELAY_SECONDS NAME=IPV4... LOGFILE
 # A queries for a known NAME get its address, AAAA queries an empty
 # answer, anything else NXDOMAIN; every reply waits DELAY_SECONDS, each on
 # its own thread, so queries do not queue behind each other.
 import socket, struct, sys, threading, time
 
-delay, logf = float(sys.argv[1]), sys.argv[2]
-names = dict(a.split("=", 1) for a in sys.argv[3:])
+delay, logf = float(sys.argv[1]), sys.argv[-1]
+names = dict(a.split("=", 1) for a in sys.argv[2:-1])
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("127.0.0.1", 53))
 
