@@ -10,9 +10,10 @@ LDFLAGS  =
 LDLIBS   = -lpthread
 -include config.mk
 
-SRC = edge.c conf.c proxyv2.c resolve.c
-OBJ = edge.o conf.o proxyv2.o resolve.o
-UNIT = test/unit/conf_test test/unit/pp2_test
+SRC = edge.c conf.c proxyv2.c resolve.c sni.c
+OBJ = edge.o conf.o proxyv2.o resolve.o sni.o
+UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
+REPLAY = fuzz/conf_replay fuzz/sni_replay
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
 
@@ -33,28 +34,38 @@ test/unit/conf_test: test/unit/conf_test.c conf.c proxyv2.c edge.h
 test/unit/pp2_test: test/unit/pp2_test.c proxyv2.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/pp2_test.c proxyv2.c
 
+test/unit/sni_test: test/unit/sni_test.c sni.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/sni_test.c sni.c
+
 fuzz/conf_replay: fuzz/conf.c conf.c proxyv2.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_REPLAY -o $@ fuzz/conf.c conf.c proxyv2.c
 
 fuzz/conf_fuzz: fuzz/conf.c conf.c proxyv2.c edge.h
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/conf.c conf.c proxyv2.c
 
-# Build the libFuzzer target; run it with e.g.
-#   fuzz/conf_fuzz -max_total_time=600 fuzz/corpus/conf
-fuzz: fuzz/conf_fuzz
+fuzz/sni_replay: fuzz/sni.c sni.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_REPLAY -o $@ fuzz/sni.c sni.c
 
-unit: $(UNIT) fuzz/conf_replay
+fuzz/sni_fuzz: fuzz/sni.c sni.c edge.h
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/sni.c sni.c
+
+# Build the libFuzzer targets; run one with e.g.
+#   fuzz/sni_fuzz -max_total_time=600 fuzz/corpus/sni
+fuzz: fuzz/conf_fuzz fuzz/sni_fuzz
+
+unit: $(UNIT) $(REPLAY)
 	for t in $(UNIT); do ./$$t || exit 1; done
 	fuzz/conf_replay fuzz/corpus/conf/*
+	fuzz/sni_replay fuzz/corpus/sni/*
 
 test: edge unit
 	sh test/run test/
 
 check-werror:
 	$(MAKE) clean
-	$(MAKE) CC=gcc CFLAGS="$(CFLAGS) -Werror" edge $(UNIT) fuzz/conf_replay
+	$(MAKE) CC=gcc CFLAGS="$(CFLAGS) -Werror" edge $(UNIT) $(REPLAY)
 	$(MAKE) clean
-	$(MAKE) CC=clang CFLAGS="$(CFLAGS) -Werror" edge $(UNIT) fuzz/conf_replay
+	$(MAKE) CC=clang CFLAGS="$(CFLAGS) -Werror" edge $(UNIT) $(REPLAY)
 
 install: edge
 	mkdir -p $(DESTDIR)$(PREFIX)/bin
@@ -62,6 +73,6 @@ install: edge
 	chmod 755 $(DESTDIR)$(PREFIX)/bin/edge
 
 clean:
-	rm -f edge $(OBJ) $(UNIT) fuzz/conf_replay fuzz/conf_fuzz
+	rm -f edge $(OBJ) $(UNIT) $(REPLAY) fuzz/conf_fuzz fuzz/sni_fuzz
 
 .PHONY: all static unit fuzz test check-werror install clean

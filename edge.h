@@ -96,6 +96,20 @@ size_t pp1_encode(unsigned char *out, size_t n, const union sa *src,
     const union sa *dst);
 
 /*
+ * sni_parse(p, n, name, namesz): look for the server_name in the TLS
+ * ClientHello whose first n bytes are p.  SNI_FOUND: name holds it, lower
+ * case, without a trailing dot, validated (letters, digits, '-', '_', '.',
+ * at most 255; namesz >= 256).  SNI_NONE: a valid ClientHello without one.
+ * SNI_NOT_TLS: not a ClientHello, or a malformed one.  SNI_MORE: a prefix of
+ * what could still be a ClientHello; call again with more bytes.  A hello
+ * longer than SNI_MAX_HELLO stays SNI_MORE: the caller's byte cap ends it.
+ */
+#define SNI_MAX_HELLO	16384
+enum sni_res { SNI_MORE, SNI_FOUND, SNI_NONE, SNI_NOT_TLS };
+enum sni_res sni_parse(const unsigned char *p, size_t n, char *name,
+    size_t namesz);
+
+/*
  * The resolver.  Lookups run on worker threads so that a slow DNS server
  * delays only the connections waiting on it.  A job names the connection
  * it serves by slot and generation, never by pointer.

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * sni_parse(): find the server_name in a TLS ClientHello, given the bytes
+ * received so far.  Pure and total: no allocation, no I/O, and every input
+ * ends in one of four answers.  The bytes are not consumed; the caller
+ * forwards them unchanged once it has chosen a route.
+ *
+ * TLS records (RFC 8446 section 5.1), one or more, carrying one handshake
+ * message that may be split across them:
+ *
+ *   +------+---------+---------+------------------------------+
+ *   | 0x16 | 0x03 xx | len (2) | handshake fragment (len)     |   ...
+ *   +------+---------+---------+------------------------------+
+ *   type   version    1..16384
+ *
+ * The handshake message, once reassembled:
+ *
+ *   +------+---------+---------------------------------------------+
+ *   | 0x01 | len (3) | ClientHello                                 |
+ *   +------+---------+---------------------------------------------+
+ *
+ *   ClientHello:
+ *     legacy_version (2) random (32)
+ *     session_id           <0..32>     1-byte length
+ *     cipher_suites        <2..2^16-2> 2-byte length
+ *     compression_methods  <1..2^8-1>  1-byte length
+ *     extensions           <0..2^16-1> 2-byte length, optional
+ *       each: type (2) len (2) data (len)
+ *
+ *   server_name extension, type 0 (RFC 6066 section 3):
+ *     server_name_list (2-byte length), entries of
+ *       name_type (1: 0 = host_name) len (2) name (len)
+ */
+#include <string.h>
+
+#include "edge.h"
+
+#define REC_MAX		16384	/* record payload, RFC 8446 5.1 */
+#define EXT_SERVER_NAME	0
+
+static unsigned
+get16(const unsigned char *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
+static size_t
+get24(const unsigned char *p)
+{
+	return (size_t)p[0] << 16 | (size_t)p[1] << 8 | p[2];
+}
+
+/*
+ * A cursor over the reassembled message.  take() hands out the next n
+ * bytes, or NULL if fewer remain.
+ */
+struct cur {
+	const unsigned char *p;
+	size_t left;
+};
+
+static const unsigned char *
+take(struct cur *c, size_t n)
+{
+	const unsigned char *p = c->p;
+
+	if (n > c->left)
+		return NULL;
+	c->p += n;
+	c->left -= n;
+	return p;
+}
+
+/* Take a length-prefixed vector (lensz 1 or 2 bytes) as a sub-cursor. */
+static int
+vec(struct cur *c, size_t lensz, struct cur *out)
+{
+	const unsigned char *p = take(c, lensz);
+	size_t n;
+
+	if (p == NULL)
+		return -1;
+	n = lensz == 1 ? p[0] : get16(p);
+	if ((out->p = take(c, n)) == NULL)
+		return -1;
+	out->left = n;
+	return 0;
+}
+
+/*
+ * Copy a host name, lower-cased, without one trailing dot.  Letters,
+ * digits, '-', '_' and '.', 1 to 255 bytes; anything else is refused.
+ */
+static int
+host_name(const unsigned char *p, size_t n, char *name, size_t namesz)
+{
+	size_t i;
+
+	if (n > 0 && p[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 255 || n >= namesz)
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = p[i];
+
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (unsigned char)(ch - 'A' + 'a');
+		else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' &&
+		    ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+			return -1;
+		name[i] = (char)ch;
+	}
+	name[n] = '\0';
+	return 0;
+}
+
+/* The server_name extension's body: SNI_FOUND or SNI_NOT_TLS. */
+static enum sni_res
+server_name(struct cur *ext, char *name, size_t namesz)
+{
+	struct cur list, hn;
+	const unsigned char *type;
+
+	if (vec(ext, 2, &list) == -1 || ext->left != 0 || list.left == 0)
+		return SNI_NOT_TLS;
+	while (list.left > 0) {
+		if ((type = take(&list, 1)) == NULL ||
+		    vec(&list, 2, &hn) == -1)
+			return SNI_NOT_TLS;
+		if (*type != 0)
+			continue;	/* not host_name: skip */
+		if (host_name(hn.p, hn.left, name, namesz) == -1)
+			return SNI_NOT_TLS;
+		return SNI_FOUND;
+	}
+	return SNI_NOT_TLS;	/* a list without a host_name */
+}
+
+/* Parse a complete ClientHello body. */
+static enum sni_res
+client_hello(struct cur *h, char *name, size_t namesz)
+{
+	struct cur v, exts, ext;
+	const unsigned char *p;
+	enum sni_res res = SNI_NONE;
+	int seen = 0;
+
+	if (take(h, 2 + 32) == NULL)			/* version, random */
+		return SNI_NOT_TLS;
+	if (vec(h, 1, &v) == -1 || v.left > 32)		/* session_id */
+		return SNI_NOT_TLS;
+	if (vec(h, 2, &v) == -1 || v.left < 2 || v.left % 2 != 0)
+		return SNI_NOT_TLS;			/* cipher_suites */
+	if (vec(h, 1, &v) == -1 || v.left < 1)		/* compression */
+		return SNI_NOT_TLS;
+	if (h->left == 0)
+		return SNI_NONE;			/* no extensions */
+	if (vec(h, 2, &exts) == -1 || h->left != 0)
+		return SNI_NOT_TLS;
+	while (exts.left > 0) {
+		if ((p = take(&exts, 2)) == NULL || vec(&exts, 2, &ext) == -1)
+			return SNI_NOT_TLS;
+		if (get16(p) != EXT_SERVER_NAME)
+			continue;
+		/* Two server_name extensions would make routing ambiguous. */
+		if (seen++)
+			return SNI_NOT_TLS;
+		if ((res = server_name(&ext, name, namesz)) != SNI_FOUND)
+			return res;
+	}
+	return res;
+}
+
+enum sni_res
+sni_parse(const unsigned char *p, size_t n, char *name, size_t namesz)
+{
+	unsigned char hs[SNI_MAX_HELLO];
+	size_t pos = 0, hlen = 0, rlen, chunk, need = 0;
+	struct cur h;
+
+	/* Reassemble handshake fragments until the message is complete. */
+	for (;;) {
+		/* Decide on "not TLS" from as few bytes as possible. */
+		if (n - pos >= 1 && p[pos] != 0x16)
+			return SNI_NOT_TLS;
+		if (n - pos >= 2 && p[pos + 1] != 0x03)
+			return SNI_NOT_TLS;
+		if (n - pos < 5)
+			return SNI_MORE;
+		rlen = get16(p + pos + 3);
+		if (rlen == 0 || rlen > REC_MAX)
+			return SNI_NOT_TLS;
+		chunk = n - pos - 5 < rlen ? n - pos - 5 : rlen;
+		if (hlen + chunk > sizeof(hs))
+			return SNI_MORE;	/* over our cap: caller decides */
+		memcpy(hs + hlen, p + pos + 5, chunk);
+		hlen += chunk;
+		if (hlen >= 1 && hs[0] != 0x01)
+			return SNI_NOT_TLS;	/* not a ClientHello */
+		if (hlen >= 4) {
+			need = 4 + get24(hs + 1);
+			if (hlen >= need)
+				break;
+		}
+		if (chunk < rlen)
+			return SNI_MORE;	/* this record is still arriving */
+		pos += 5 + rlen;
+	}
+	h.p = hs + 4;
+	h.left = need - 4;
+	return client_hello(&h, name, namesz);
+}
