@@ -27,15 +27,16 @@
 #define DURATION_MAX_MS	(7LL * 24 * 3600 * 1000)
 
 enum ktype { K_DURATION, K_PREFER, K_PROXY, K_COUNT, K_LISTEN, K_UPSTREAM,
-	K_HOST };
+	K_HOST, K_SNI };
 
 enum {	/* where a key may appear */
 	S_GLOBAL = 1,
 	S_LISTENER = 2
 };
 
-enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_PROXY_ID, K_PREFER_ID, K_CONNECT_ID,
-	K_DNS_ID, K_IDLE_ID, K_MAXCONNS_ID, K_UPHOST_ID, NKEYS };
+enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
+	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
+	K_UPHOST_ID, NKEYS };
 
 static const struct keydef {
 	const char *key;
@@ -45,11 +46,13 @@ static const struct keydef {
 } keys[NKEYS] = {
 	[K_LISTEN_ID] = { "listen", K_LISTEN, S_LISTENER, 0 },
 	[K_UPSTREAM_ID] = { "upstream", K_UPSTREAM, S_LISTENER, 0 },
+	[K_SNI_ID] = { "sni", K_SNI, S_LISTENER, 0 },
 	[K_PROXY_ID] = { "proxy", K_PROXY, S_LISTENER, 0 },
 	[K_PREFER_ID] = { "prefer", K_PREFER, S_GLOBAL | S_LISTENER, 0 },
 	[K_CONNECT_ID] = { "connect_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
 	[K_DNS_ID] = { "dns_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
 	[K_IDLE_ID] = { "idle_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 1 },
+	[K_SNITO_ID] = { "sni_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
 	[K_MAXCONNS_ID] = { "max_conns", K_COUNT, S_GLOBAL, 0 },
 	[K_UPHOST_ID] = { "upstream_host", K_HOST, S_GLOBAL, 0 },
 };
@@ -58,17 +61,27 @@ static const struct keydef {
 struct val {
 	int line;
 	int64_t num;
-	union sa addr;		/* listen; upstream literal */
-	int flag;		/* listen: dual stack; upstream: literal */
-	char host[HOST_MAX_LEN];	/* upstream (empty: use upstream_host) */
-	char port[6];
+	union sa addr;		/* listen */
+	int flag;		/* listen: dual stack */
+	char port[6];		/* listen */
+	char host[HOST_MAX_LEN];	/* upstream_host */
+	struct target t;	/* upstream (host "": use upstream_host) */
 	char text[VAL_MAX_LEN];	/* the expanded value, for messages */
 };
 
 struct group {
 	char name[NAME_MAX_LEN];
 	int line;
+	int nroutes;
 	struct val v[NKEYS];
+};
+
+/* An sni line as read: its listener (group index) and line. */
+struct rawroute {
+	int group;
+	int line;
+	struct route r;
+	char up[VAL_MAX_LEN];	/* HOST:PORT as written, for messages */
 };
 
 struct parser {
@@ -80,6 +93,8 @@ struct parser {
 	struct group global;
 	struct group *g;	/* listeners, in file order */
 	int ng;
+	struct rawroute *rr;	/* sni lines, in file order */
+	int nrr;
 };
 
 static int
@@ -306,26 +321,79 @@ parse_listen(struct parser *P, const char *s, struct val *v)
 }
 
 static int
-parse_upstream(struct parser *P, const char *s, struct val *v)
+parse_upstream(struct parser *P, const char *s, struct target *t)
 {
 	const char *port;
 
-	if (split_hostport(s, v->host, sizeof(v->host), &port) == -1)
+	if (split_hostport(s, t->host, sizeof(t->host), &port) == -1)
 		return fail(P, P->line, P->key, "\"%s\" is not HOST:PORT "
 		    "(or :PORT with upstream_host)", s);
-	if (parse_port(port, 1, v->port) == -1)
+	if (parse_port(port, 1, t->port) == -1)
 		return fail(P, P->line, P->key,
 		    "\"%s\" is not a port (1-65535)", port);
-	if (v->host[0] == '\0')
+	if (t->host[0] == '\0')
 		return 0;
-	if (literal(v->host, v->port, &v->addr) == 0) {
-		v->flag = 1;
+	if (literal(t->host, t->port, &t->addr) == 0) {
+		t->literal = 1;
 		return 0;
 	}
-	if (s[0] == '[' || !valid_name(v->host))
+	if (s[0] == '[' || !valid_name(t->host))
 		return fail(P, P->line, P->key, "\"%s\" is not a host name "
-		    "or IP address", v->host);
+		    "or IP address", t->host);
 	return 0;
+}
+
+/* Lower-case a name and drop one trailing dot, in place. */
+static void
+fold(char *s)
+{
+	size_t n = strlen(s);
+
+	for (; *s != '\0'; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+	if (n > 1 && s[-1] == '.')
+		s[-1] = '\0';
+}
+
+/* "PATTERN HOST:PORT": an exact name, *.suffix or prefix.* */
+static int
+parse_sni(struct parser *P, const char *s, struct rawroute *rr)
+{
+	struct route *r = &rr->r;
+	static const char how[] = "(use name, *.suffix or prefix.*, then "
+	    "HOST:PORT)";
+	size_t n = strcspn(s, " \t");
+	const char *up = s + n + strspn(s + n, " \t");
+	char *pat = r->pat;
+
+	if (n >= sizeof(r->pat) || *up == '\0')
+		return fail(P, P->line, P->key, "\"%s\" is not PATTERN "
+		    "HOST:PORT %s", s, how);
+	memcpy(r->text, s, n);
+	r->text[n] = '\0';
+	if (n > 2 && memcmp(s, "*.", 2) == 0) {
+		r->kind = R_SUFFIX;
+		memcpy(pat, s + 2, n - 2);
+		pat[n - 2] = '\0';
+	} else if (n > 2 && memcmp(s + n - 2, ".*", 2) == 0) {
+		r->kind = R_PREFIX;
+		memcpy(pat, s, n - 2);
+		pat[n - 2] = '\0';
+		if (strchr(pat, '.') != NULL)
+			return fail(P, P->line, P->key, "\"%s\": a prefix "
+			    "pattern is one label, then .*", r->text);
+	} else {
+		r->kind = R_EXACT;
+		memcpy(pat, s, n);
+		pat[n] = '\0';
+	}
+	fold(pat);
+	if (!valid_name(pat) || strchr(pat, '*') != NULL)
+		return fail(P, P->line, P->key, "\"%s\" is not a pattern %s",
+		    r->text, how);
+	memcpy(rr->up, up, strlen(up) + 1);
+	return parse_upstream(P, up, &r->t);
 }
 
 static int
@@ -375,7 +443,9 @@ parse_value(struct parser *P, const struct keydef *k, const char *s,
 	case K_LISTEN:
 		return parse_listen(P, s, v);
 	case K_UPSTREAM:
-		return parse_upstream(P, s, v);
+		return parse_upstream(P, s, &v->t);
+	case K_SNI:
+		return -1;	/* a list: parse_line() handles it */
 	case K_HOST:
 		if (strlen(s) >= sizeof(v->host))
 			return fail(P, P->line, P->key, "\"%s\" is too long", s);
@@ -495,6 +565,18 @@ parse_line(struct parser *P, char *line)
 	    (g = group(P, P->key, namelen)) == NULL)
 		return -1;
 	i = (int)(kd - keys);
+	if (kd->type == K_SNI) {
+		if (P->nrr == MAX_ROUTES)
+			return fail(P, P->line, P->key, "more than %d sni "
+			    "routes", MAX_ROUTES);
+		if (expand(P, v, value, sizeof(value)) == -1 ||
+		    parse_sni(P, value, &P->rr[P->nrr]) == -1)
+			return -1;
+		P->rr[P->nrr].group = (int)(g - P->g);
+		P->rr[P->nrr++].line = P->line;
+		g->nroutes++;
+		return 0;
+	}
 	if (g->v[i].line != 0)
 		return fail(P, P->line, P->key, "already set on line %d",
 		    g->v[i].line);
@@ -540,12 +622,29 @@ pick(const struct group *g, const struct group *global, int id, int64_t def)
 	return def;
 }
 
+/* Complete a target: a bare :PORT takes upstream_host. */
+static int
+complete(struct parser *P, struct target *t, int line, const char *key,
+    const char *text)
+{
+	const struct val *uh = &P->global.v[K_UPHOST_ID];
+
+	if (t->host[0] != '\0')
+		return 0;
+	if (uh->line == 0)
+		return fail(P, line, key, "\"%s\" names no host and "
+		    "upstream_host is not set", text);
+	memcpy(t->host, uh->host, sizeof(t->host));
+	t->literal = literal(t->host, t->port, &t->addr) == 0;
+	return 0;
+}
+
 static int
 finish(struct parser *P, struct conf *out)
 {
-	const struct val *uh = &P->global.v[K_UPHOST_ID];
 	char key[NAME_MAX_LEN + 32];
 	struct listener *l;
+	struct rawroute *rr;
 	struct group *g;
 	int i, j;
 
@@ -568,35 +667,71 @@ finish(struct parser *P, struct conf *out)
 				    g->v[K_LISTEN_ID].text, P->g[j].name,
 				    P->g[j].v[K_LISTEN_ID].line);
 		snprintf(key, sizeof(key), "%s.upstream", g->name);
-		if (g->v[K_UPSTREAM_ID].line == 0)
+		if (g->v[K_UPSTREAM_ID].line == 0 && g->nroutes == 0)
 			return fail(P, g->line, key, "not set (a listener "
-			    "needs listen and upstream)");
+			    "needs listen and upstream, or sni routes)");
 
 		memcpy(l->name, g->name, sizeof(l->name));
 		l->line = g->line;
 		l->addr = g->v[K_LISTEN_ID].addr;
 		l->dual = g->v[K_LISTEN_ID].flag;
-		memcpy(l->port, g->v[K_UPSTREAM_ID].port, sizeof(l->port));
-		if (g->v[K_UPSTREAM_ID].host[0] != '\0') {
-			memcpy(l->host, g->v[K_UPSTREAM_ID].host,
-			    sizeof(l->host));
-		} else if (uh->line != 0) {
-			memcpy(l->host, uh->host, sizeof(l->host));
-		} else {
-			return fail(P, g->v[K_UPSTREAM_ID].line, key, "\"%s\" "
-			    "names no host and upstream_host is not set",
-			    g->v[K_UPSTREAM_ID].text);
-		}
-		l->literal = literal(l->host, l->port, &l->ups) == 0;
+		l->up = g->v[K_UPSTREAM_ID].t;
+		if (g->v[K_UPSTREAM_ID].line != 0 && complete(P, &l->up,
+		    g->v[K_UPSTREAM_ID].line, key, g->v[K_UPSTREAM_ID].text))
+			return -1;
 		l->proxy = (enum proxy_mode)pick(g, g, K_PROXY_ID, PROXY_OFF);
 		l->prefer = (enum prefer)pick(g, &P->global, K_PREFER_ID,
 		    PREFER_IPV4);
 		l->connect_ms = pick(g, &P->global, K_CONNECT_ID, 5000);
 		l->dns_ms = pick(g, &P->global, K_DNS_ID, 10000);
 		l->idle_ms = pick(g, &P->global, K_IDLE_ID, 30 * 60000);
+		l->sni_ms = pick(g, &P->global, K_SNITO_ID, 5000);
+
+		/* This listener's routes, in file order, side by side. */
+		snprintf(key, sizeof(key), "%s.sni", g->name);
+		l->r0 = out->nr;
+		for (j = 0; j < P->nrr; j++) {
+			rr = &P->rr[j];
+			if (rr->group != i)
+				continue;
+			if (complete(P, &rr->r.t, rr->line, key, rr->up))
+				return -1;
+			out->r[out->nr++] = rr->r;
+		}
+		l->nr = out->nr - l->r0;
 	}
 	out->nl = P->ng;
 	return 0;
+}
+
+const struct route *
+conf_route(const struct conf *cf, const struct listener *l, const char *name)
+{
+	const struct route *r;
+	size_t n = strlen(name), k;
+	int i;
+
+	for (i = 0; i < l->nr; i++) {
+		r = &cf->r[l->r0 + i];
+		k = strlen(r->pat);
+		switch (r->kind) {
+		case R_EXACT:
+			if (strcmp(name, r->pat) == 0)
+				return r;
+			break;
+		case R_SUFFIX:	/* "*.example.net": x.example.net, a.b.example.net */
+			if (n > k + 1 && name[n - k - 1] == '.' &&
+			    strcmp(name + n - k, r->pat) == 0)
+				return r;
+			break;
+		case R_PREFIX:	/* "mta-sts.*": mta-sts.example.net */
+			if (n > k + 1 && name[k] == '.' &&
+			    memcmp(name, r->pat, k) == 0)
+				return r;
+			break;
+		}
+	}
+	return NULL;
 }
 
 int
@@ -610,7 +745,8 @@ conf_parse(const char *text, size_t n, const char *fname, struct conf *out,
 	int rc = -1;
 
 	if ((P = calloc(1, sizeof(*P))) == NULL ||
-	    (P->g = calloc(MAX_LISTENERS, sizeof(*P->g))) == NULL) {
+	    (P->g = calloc(MAX_LISTENERS, sizeof(*P->g))) == NULL ||
+	    (P->rr = calloc(MAX_ROUTES, sizeof(*P->rr))) == NULL) {
 		snprintf(err, errlen, "%s: out of memory", fname);
 		goto out;
 	}
@@ -642,8 +778,10 @@ conf_parse(const char *text, size_t n, const char *fname, struct conf *out,
 	}
 	rc = finish(P, out);
 out:
-	if (P != NULL)
+	if (P != NULL) {
 		free(P->g);
+		free(P->rr);
+	}
 	free(P);
 	return rc;
 }

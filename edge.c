@@ -37,6 +37,7 @@ enum { CLI = 0, UPS = 1 };		/* side index; the peer is !side */
 
 enum cstate {
 	C_FREE = 0,	/* slot unused */
+	C_PEEK,		/* reading the ClientHello into s[CLI].in, unconsumed */
 	C_RESOLVE,	/* lookup queued in resolve.c; client may send early */
 	C_CONNECT,	/* non-blocking connect to av[ai] in progress */
 	C_SPLICE	/* bytes both ways; half-closes tracked per side */
@@ -67,6 +68,7 @@ struct conn {
 	uint32_t gen;		/* bumped on free: stale lookups are dropped */
 	int live;		/* index in E.live */
 	const struct listener *l;
+	const struct route *r;	/* the SNI route taken, or NULL */
 	struct side s[2];
 	union sa cli, loc;	/* from accept() and getsockname() */
 	union sa ups;		/* the upstream address tried or in use */
@@ -75,6 +77,7 @@ struct conn {
 	int an, ai;
 	int64_t t0, deadline;	/* monotonic ms */
 	int err;		/* errno of the last failed connect */
+	char sni[HOST_MAX_LEN];	/* validated server_name, or "" */
 };
 
 struct edge {
@@ -247,9 +250,11 @@ conn_close(struct conn *c, const char *why, int err, const char *detail)
 	int64_t t = E.now - c->t0;
 	int i, last;
 
-	logmsg("close l=%s c=%s u=%s up=%llu down=%llu t=%lld.%03llds why=%s"
-	    "%s%s%s", c->l->name, sa_fmt(&c->cli, a, sizeof(a)),
-	    c->st >= C_CONNECT ? sa_fmt(&c->ups, u, sizeof(u)) : "-",
+	logmsg("close l=%s c=%s sni=%s r=%s u=%s up=%llu down=%llu "
+	    "t=%lld.%03llds why=%s%s%s%s", c->l->name,
+	    sa_fmt(&c->cli, a, sizeof(a)), c->sni[0] ? c->sni : "-",
+	    c->r ? c->r->text : c->l->nr > 0 && c->st != C_PEEK ? "default" :
+	    "-", c->st >= C_CONNECT ? sa_fmt(&c->ups, u, sizeof(u)) : "-",
 	    (unsigned long long)c->s[CLI].nread,
 	    (unsigned long long)c->s[UPS].nread, (long long)(t / 1000),
 	    (long long)(t % 1000), why, es ? " err=\"" : "", es ? es : "",
@@ -471,6 +476,62 @@ conn_connected(struct conn *c)
 	return -1;
 }
 
+/* Connect to t: at once for a literal, else after a lookup. */
+static void
+conn_go(struct conn *c, const struct target *t)
+{
+	const struct listener *l = c->l;
+
+	if (t->literal) {
+		c->av = &t->addr;
+		c->an = 1;
+		conn_dial(c);
+		return;
+	}
+	c->st = C_RESOLVE;
+	c->deadline = E.now + l->dns_ms;
+	if (resolve_start((int)(c - E.conns), c->gen, t->host, t->port,
+	    l->prefer) == -1)
+		conn_close(c, "dns_failed", errno, NULL);
+}
+
+/*
+ * Look at what the client has sent so far for a server_name and choose a
+ * route; the bytes stay in the buffer, to be forwarded as they came.
+ */
+static void
+conn_peek(struct conn *c)
+{
+	const struct buf *b = c->s[CLI].in;
+	const struct target *t = &c->l->up;
+	enum sni_res res;
+
+	res = sni_parse(b ? b->b + b->off : (const unsigned char *)"",
+	    b ? b->len : 0, c->sni, sizeof(c->sni));
+	if (res == SNI_MORE) {
+		if (b != NULL && b->off + b->len == sizeof(b->b)) {
+			conn_close(c, "sni_too_big", 0, NULL);
+			return;
+		}
+		if (c->s[CLI].eof) {
+			conn_close(c, b ? "sni_incomplete" : "sni_eof", 0,
+			    NULL);
+			return;
+		}
+		return;
+	}
+	if (res == SNI_FOUND && (c->r = conf_route(E.cf, c->l, c->sni)))
+		t = &c->r->t;
+	if (res != SNI_FOUND)
+		c->sni[0] = '\0';
+	if (t->host[0] == '\0') {
+		conn_close(c, res == SNI_NOT_TLS ? "not_tls" : "no_route", 0,
+		    NULL);
+		return;
+	}
+	conn_go(c, t);
+}
+
 /*
  * Advance a connection on the poll events of its two fds.  Each state
  * either returns to wait or falls through to the next.
@@ -480,6 +541,10 @@ conn_step(struct conn *c, short rev[2])
 {
 	switch (c->st) {
 	case C_FREE:
+		return;
+	case C_PEEK:
+		if (pump(c, CLI, rev[CLI], 0) == 0)
+			conn_peek(c);
 		return;
 	case C_RESOLVE:
 		/* Hold what the client sends early (a TLS hello on 465). */
@@ -514,6 +579,7 @@ interest(const struct conn *c, int side)
 	switch (c->st) {
 	case C_FREE:
 		break;
+	case C_PEEK:
 	case C_RESOLVE:
 		if (side == CLI && can_read(&c->s[CLI]))
 			ev = POLLIN;
@@ -563,22 +629,21 @@ conn_start(int li, int fd, const union sa *cli)
 	sa_unmap(&c->cli);
 	memset(&c->ups, 0, sizeof(c->ups));
 	memset(&c->loc, 0, sizeof(c->loc));
+	c->t0 = E.now;
+	c->err = 0;
+	c->ai = 0;
+	c->r = NULL;
+	c->sni[0] = '\0';
 	if (l->proxy != PROXY_OFF && getsockname(fd, &c->loc.sa, &len) == -1) {
 		conn_close(c, "error", errno, NULL);
 		return;
 	}
-	c->t0 = E.now;
-	c->err = 0;
-	c->ai = 0;
-	if (l->literal) {
-		c->av = &l->ups;
-		c->an = 1;
-		conn_dial(c);
+	if (l->nr > 0) {
+		c->st = C_PEEK;
+		c->deadline = E.now + l->sni_ms;
 		return;
 	}
-	c->deadline = E.now + l->dns_ms;
-	if (resolve_start(slot, c->gen, l->host, l->port, l->prefer) == -1)
-		conn_close(c, "dns_failed", errno, NULL);
+	conn_go(c, &l->up);
 }
 
 static void
@@ -660,6 +725,9 @@ expire(void)
 		if (c->deadline > E.now)
 			continue;
 		switch (c->st) {
+		case C_PEEK:
+			conn_close(c, "sni_timeout", 0, NULL);
+			break;
 		case C_RESOLVE:
 			conn_close(c, "dns_timeout", 0, NULL);
 			break;
@@ -794,22 +862,46 @@ run(void)
 	logmsg("stopped");
 }
 
-/* One line per listener: "listening smtp on [::]:25 (v4+v6) -> mx:25 ...". */
+static const char *
+target_fmt(const struct target *t, char *buf, size_t n)
+{
+	int v6 = strchr(t->host, ':') != NULL;
+
+	if (t->host[0] == '\0')
+		snprintf(buf, n, "(close)");
+	else
+		snprintf(buf, n, "%s%s%s:%s", v6 ? "[" : "", t->host,
+		    v6 ? "]" : "", t->port);
+	return buf;
+}
+
+/*
+ * One line per listener, "listening smtp on [::]:25 (v4+v6) -> mx:25 ...",
+ * then one per SNI route, in the order they are tried.
+ */
 static void
 describe(const char *what, const struct listener *l, const union sa *a)
 {
-	char buf[SA_FMT_LEN];
-	int v6 = strchr(l->host, ':') != NULL;
+	char buf[SA_FMT_LEN], t[HOST_MAX_LEN + 16];
+	const struct route *r;
+	int i;
 
-	logmsg("%s %s on %s%s -> %s%s%s:%s proxy=%s prefer=%s "
-	    "connect_timeout=%lldms idle_timeout=%lldms", what, l->name,
-	    sa_fmt(a, buf, sizeof(buf)),
+	logmsg("%s %s on %s%s -> %s proxy=%s prefer=%s connect_timeout=%lldms "
+	    "idle_timeout=%lldms", what, l->name, sa_fmt(a, buf, sizeof(buf)),
 	    l->dual && a->sa.sa_family == AF_INET6 ? " (v4+v6)" : "",
-	    v6 ? "[" : "", l->host, v6 ? "]" : "", l->port,
+	    target_fmt(&l->up, t, sizeof(t)),
 	    l->proxy == PROXY_V2 ? "v2" : l->proxy == PROXY_V1 ? "v1" : "off",
 	    l->prefer == PREFER_IPV4 ? "ipv4" : l->prefer == PREFER_IPV6 ?
 	    "ipv6" : "system", (long long)l->connect_ms,
 	    (long long)l->idle_ms);
+	for (i = 0; i < l->nr; i++) {
+		r = &E.cf->r[l->r0 + i];
+		logmsg("route %s sni=%s -> %s", l->name, r->text,
+		    target_fmt(&r->t, t, sizeof(t)));
+	}
+	if (l->nr > 0)
+		logmsg("route %s sni=(other) -> %s sni_timeout=%lldms", l->name,
+		    target_fmt(&l->up, t, sizeof(t)), (long long)l->sni_ms);
 }
 
 /* Open, bind and listen; on failure die naming the listener. */

@@ -29,6 +29,28 @@ union sa {
 enum prefer { PREFER_IPV4, PREFER_IPV6, PREFER_SYSTEM };
 enum proxy_mode { PROXY_OFF, PROXY_V1, PROXY_V2 };
 
+/* Where to connect: a name resolved per connection, or an IP literal. */
+struct target {
+	char host[HOST_MAX_LEN];	/* name or literal; "" for none */
+	char port[6];			/* decimal */
+	int literal;			/* host is an IP literal: addr is it */
+	union sa addr;
+};
+
+enum route_kind { R_EXACT, R_SUFFIX, R_PREFIX };
+
+/*
+ * An SNI route: "mail.example.org" (exact), "*.example.net" (one or more
+ * labels, then the suffix) or "mta-sts.*" (that first label, then at least
+ * one more).  pat is lower case, without the '*' part and its dot.
+ */
+struct route {
+	enum route_kind kind;
+	char pat[HOST_MAX_LEN];
+	char text[HOST_MAX_LEN + 2];	/* as written, for logs */
+	struct target t;
+};
+
 /*
  * One listener as configured.  Timeouts are in milliseconds; every value
  * here is final (per-listener overrides already merged with the globals).
@@ -38,21 +60,23 @@ struct listener {
 	int line;			/* first line naming this listener */
 	union sa addr;			/* where to listen */
 	int dual;			/* ":PORT": one socket for v4 and v6 */
-	char host[HOST_MAX_LEN];	/* upstream name or literal */
-	char port[6];			/* upstream port, decimal */
-	int literal;			/* host is an IP literal: ups is it */
-	union sa ups;			/* the literal upstream address */
+	struct target up;		/* default upstream; host "" if none */
+	int r0, nr;			/* its routes: conf.r[r0 .. r0+nr) */
 	enum proxy_mode proxy;
 	enum prefer prefer;
 	int64_t connect_ms;		/* per address tried */
 	int64_t dns_ms;			/* whole lookup */
 	int64_t idle_ms;		/* 0: no idle timeout */
+	int64_t sni_ms;			/* to receive the ClientHello */
 };
+
+#define MAX_ROUTES	256
 
 struct conf {
 	int max_conns;
-	int nl;
+	int nl, nr;
 	struct listener l[MAX_LISTENERS];
+	struct route r[MAX_ROUTES];
 };
 
 /*
@@ -65,6 +89,13 @@ int conf_parse(const char *text, size_t n, const char *fname,
 
 /* conf_load(path, out, err, errlen): read path and conf_parse() it. */
 int conf_load(const char *path, struct conf *out, char *err, size_t errlen);
+
+/*
+ * conf_route(cf, l, name): the first of l's routes, in file order, that
+ * matches name (lower case, no trailing dot), or NULL.
+ */
+const struct route *conf_route(const struct conf *cf,
+    const struct listener *l, const char *name);
 
 /* sa_len(a): the length to pass to bind/connect for a. */
 socklen_t sa_len(const union sa *a);

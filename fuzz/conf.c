@@ -29,10 +29,17 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	if (rc == 0) {
 		if (cf.nl < 1 || cf.nl > MAX_LISTENERS || cf.max_conns < 1)
 			abort();
-		for (i = 0; i < cf.nl; i++)
-			if (cf.l[i].host[0] == '\0' || cf.l[i].port[0] == '\0' ||
+		for (i = 0; i < cf.nl; i++) {
+			/* Every listener has somewhere to send a client. */
+			if ((cf.l[i].up.host[0] == '\0' && cf.l[i].nr == 0) ||
 			    cf.l[i].connect_ms <= 0 || cf.l[i].dns_ms <= 0 ||
-			    cf.l[i].idle_ms < 0)
+			    cf.l[i].sni_ms <= 0 || cf.l[i].idle_ms < 0)
+				abort();
+			if (cf.l[i].r0 + cf.l[i].nr > cf.nr)
+				abort();
+		}
+		for (i = 0; i < cf.nr; i++)
+			if (cf.r[i].t.host[0] == '\0' || cf.r[i].pat[0] == '\0')
 				abort();
 	}
 	return 0;

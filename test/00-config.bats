@@ -63,7 +63,7 @@ smtp.upstream = mx.example:25'
 smtp.proxy = v2'
 	run --separate-stderr "$EDGE" -t -c edge.conf
 	[ "$status" -eq 2 ]
-	[ "$stderr" = 'edge: edge.conf:1: smtp.upstream: not set (a listener needs listen and upstream)' ]
+	[ "$stderr" = 'edge: edge.conf:1: smtp.upstream: not set (a listener needs listen and upstream, or sni routes)' ]
 
 	conf 'smtp.listen = :2525
 smtp.upstream = mx.example:25

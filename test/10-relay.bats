@@ -124,7 +124,7 @@ smtp.proxy = off"
 	start_edge edge.conf
 	run timeout 10 socat -u "TCP:127.0.0.1:$(edge_port smtp)" STDOUT
 	[ "$output" = "" ]
-	wait_log "^edge: close l=smtp c=127.0.0.1:[0-9]+ u=127.0.0.1:$up up=0 down=0 t=[0-9.]+s why=connect_failed err=\"Connection refused\"$"
+	wait_log "^edge: close l=smtp c=127.0.0.1:[0-9]+ sni=- r=- u=127.0.0.1:$up up=0 down=0 t=[0-9.]+s why=connect_failed err=\"Connection refused\"$"
 }
 
 @test "SIGHUP is logged and does not stop edge or its connections" {

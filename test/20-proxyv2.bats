@@ -19,7 +19,7 @@ hexdump() {
 
 # client_port: the client port edge logged for the one connection.
 client_port() {
-	close_lines | sed -n 's/.* c=.*:\([0-9]*\) u=.*/\1/p' | head -n 1
+	close_lines | sed -n 's/.* c=[^ ]*:\([0-9]*\) .*/\1/p' | head -n 1
 }
 
 pp_conf() {

@@ -87,7 +87,7 @@ smtp.proxy = off"
 	start_edge_hosts
 	run timeout 10 socat -u "TCP:127.0.0.1:$(edge_port smtp)" STDOUT
 	[ "$output" = "" ]
-	wait_log '^edge: close l=smtp c=127.0.0.1:[0-9]+ u=- up=0 down=0 t=[0-9.]+s why=dns_failed err="[^"]+"$'
+	wait_log '^edge: close l=smtp c=127.0.0.1:[0-9]+ sni=- r=- u=- up=0 down=0 t=[0-9.]+s why=dns_failed err="[^"]+"$'
 }
 
 # slow_dns_ns DELAY NAME=IP...: a network namespace with only lo, whose
@@ -140,7 +140,7 @@ slow.upstream = slow.test:2001'
 	start_edge edge.conf $NS
 	run $NS timeout 10 socat -u TCP:127.0.0.1:2525 STDOUT
 	[ "$output" = "" ]
-	wait_log '^edge: close l=slow c=127.0.0.1:[0-9]+ u=- up=0 down=0 t=0\.[5-9][0-9]*s why=dns_timeout$'
+	wait_log '^edge: close l=slow c=127.0.0.1:[0-9]+ sni=- r=- u=- up=0 down=0 t=0\.[5-9][0-9]*s why=dns_timeout$'
 	# The late answer is dropped; edge goes on serving.
 	wait_log 'query slow.test 28' dns.log 20
 	run $NS timeout 10 socat -u TCP:127.0.0.1:2525 STDOUT

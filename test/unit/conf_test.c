@@ -77,24 +77,24 @@ main(void)
 	check(cf.nl == 4 && cf.max_conns == 2048, "four listeners, max_conns", "");
 	l = &cf.l[0];
 	check(strcmp(l->name, "smtp") == 0 && l->dual &&
-	    strcmp(l->host, "stalwart.tail7b1641.ts.net") == 0 &&
-	    strcmp(l->port, "25") == 0 && l->proxy == PROXY_V2 &&
+	    strcmp(l->up.host, "stalwart.tail7b1641.ts.net") == 0 &&
+	    strcmp(l->up.port, "25") == 0 && l->proxy == PROXY_V2 &&
 	    l->idle_ms == 600000 && l->connect_ms == 5000 &&
-	    l->prefer == PREFER_IPV4 && !l->literal,
-	    "smtp: default expanded, idle overridden", l->host);
+	    l->prefer == PREFER_IPV4 && !l->up.literal,
+	    "smtp: default expanded, idle overridden", l->up.host);
 	l = &cf.l[1];
-	check(strcmp(l->host, "stalwart.tail7b1641.ts.net") == 0 &&
-	    strcmp(l->port, "993") == 0 && l->proxy == PROXY_V1 &&
+	check(strcmp(l->up.host, "stalwart.tail7b1641.ts.net") == 0 &&
+	    strcmp(l->up.port, "993") == 0 && l->proxy == PROXY_V1 &&
 	    l->prefer == PREFER_SYSTEM && l->idle_ms == 1800000 && !l->dual,
-	    "imaps: upstream_host used for :993", l->host);
+	    "imaps: upstream_host used for :993", l->up.host);
 	l = &cf.l[2];
-	check(strcmp(l->host, "2001:db8::1") == 0 && l->literal &&
-	    l->ups.sa.sa_family == AF_INET6 && l->connect_ms == 250 &&
+	check(strcmp(l->up.host, "2001:db8::1") == 0 && l->up.literal &&
+	    l->up.addr.sa.sa_family == AF_INET6 && l->connect_ms == 250 &&
 	    l->proxy == PROXY_OFF && l->addr.sa.sa_family == AF_INET6,
-	    "web: IPv6 literal upstream, proxy off by default", l->host);
+	    "web: IPv6 literal upstream, proxy off by default", l->up.host);
 	l = &cf.l[3];
-	check(strcmp(l->port, "1") == 0 && l->literal,
-	    "'#' after a blank starts a comment", l->port);
+	check(strcmp(l->up.port, "1") == 0 && l->up.literal,
+	    "'#' after a blank starts a comment", l->up.port);
 	bad(L "x.listen = :1\nx.upstream = 10.0.0.1:1#x\n", "edge.conf:4: "
 	    "x.upstream: \"1#x\" is not a port (1-65535)");
 
@@ -107,14 +107,14 @@ main(void)
 	bad(L "idle_timeout = 8d\n", "edge.conf:3: idle_timeout: \"8d\" is "
 	    "not a duration (e.g. 30m, 1800s, 500ms; at most 7 days)");
 	bad(L "smtp.lisen = :25\n", "edge.conf:3: smtp.lisen: unknown listener "
-	    "key (known: listen, upstream, proxy, prefer, connect_timeout, "
-	    "dns_timeout, idle_timeout)");
+	    "key (known: listen, upstream, sni, proxy, prefer, "
+	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
-	    "listener key (known: listen, upstream, proxy, prefer, "
-	    "connect_timeout, dns_timeout, idle_timeout)");
+	    "listener key (known: listen, upstream, sni, proxy, prefer, "
+	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
-	    "prefer, connect_timeout, dns_timeout, idle_timeout, max_conns, "
-	    "upstream_host)");
+	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
+	    "max_conns, upstream_host)");
 	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
 	    "already set on line 3");
 	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
@@ -142,7 +142,8 @@ main(void)
 	bad("smtp.listen = :25\nsmtp.upstream = :25\n", "edge.conf:2: "
 	    "smtp.upstream: \":25\" names no host and upstream_host is not set");
 	bad("smtp.listen = :25\n\nsmtp.proxy = v2\n", "edge.conf:1: "
-	    "smtp.upstream: not set (a listener needs listen and upstream)");
+	    "smtp.upstream: not set (a listener needs listen and upstream, "
+	    "or sni routes)");
 	bad("smtp.upstream = mx:25\n", "edge.conf:1: smtp.listen: not set "
 	    "(a listener needs listen and upstream)");
 	bad(L "smtp.proxy = v3\n", "edge.conf:3: smtp.proxy: \"v3\" is not one "
@@ -162,8 +163,8 @@ main(void)
 	    "d.listen = 127.0.0.1:0\nd.upstream = mx:25\n"
 	    "e.listen = 127.0.0.1:0\ne.upstream = mx:25\n", NULL);
 	bad(L "smtp.upstream2 = x\n", "edge.conf:3: smtp.upstream2: unknown "
-	    "listener key (known: listen, upstream, proxy, prefer, "
-	    "connect_timeout, dns_timeout, idle_timeout)");
+	    "listener key (known: listen, upstream, sni, proxy, prefer, "
+	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -189,6 +190,79 @@ main(void)
 	check(conf_parse(L "x\0 = 1\n", sizeof(L) + 6, "edge.conf", &cf, err,
 	    sizeof(err)) == -1 && strcmp(err, "edge.conf:3: line holds a NUL "
 	    "byte") == 0, "a NUL byte is refused", err);
+
+	/* SNI routes: the syntax, file order, matching rules. */
+	setenv("STALWART", "stalwart.tail7b1641.ts.net", 1);
+	{
+		const char *web =
+		    "web.listen   = :443\n"
+		    "web.sni      = mta-sts.*       ${STALWART}:443    # c\n"
+		    "web.sni      = autoconfig.*    ${STALWART}:443\n"
+		    "web.sni      = autodiscover.*  ${STALWART}:443\n"
+		    "web.sni      = *.example.net   10.0.0.7:443\n"
+		    "web.sni      = Exact.Example.ORG. 127.0.0.1:9443\n"
+		    "web.upstream = 127.0.0.1:8443\n"
+		    "web.proxy    = off\n"
+		    "web.sni_timeout = 5s\n"
+		    "strict.listen = 127.0.0.1:4443\n"
+		    "strict.sni = *.example.net 10.0.0.8:443\n"
+		    "upstream_host = mx.example\n"
+		    "strict.sni = a.example.com :8443\n";
+		static const struct { const char *name, *want; } m[] = {
+			{ "mta-sts.example.com", "mta-sts.*" },
+			{ "mta-sts.a.b.example", "mta-sts.*" },
+			{ "mta-sts", NULL },
+			{ "xmta-sts.example.com", NULL },
+			{ "autodiscover.example.org", "autodiscover.*" },
+			{ "www.example.net", "*.example.net" },
+			{ "a.b.example.net", "*.example.net" },
+			{ "example.net", NULL },
+			{ "xexample.net", NULL },
+			{ "exact.example.org", "Exact.Example.ORG." },
+			{ "www.exact.example.org", NULL },
+			{ "mta-sts.example.net", "mta-sts.*" },	/* first wins */
+		};
+		const struct route *r;
+		size_t i;
+
+		if (conf_parse(web, strlen(web), "edge.conf", &cf, err,
+		    sizeof(err)) != 0) {
+			printf("FAIL sni config: %s\n", err);
+			return 1;
+		}
+		check(cf.nl == 2 && cf.l[0].nr == 5 && cf.l[1].nr == 2 &&
+		    cf.l[0].sni_ms == 5000 && cf.l[1].up.host[0] == '\0',
+		    "sni: five routes, a strict listener without upstream", "");
+		check(strcmp(cf.r[0].t.host, "stalwart.tail7b1641.ts.net") == 0 &&
+		    strcmp(cf.r[0].t.port, "443") == 0 && cf.r[3].t.literal,
+		    "sni: ${STALWART}:443 expanded, literal route", "");
+		check(strcmp(cf.r[cf.l[1].r0 + 1].t.host, "mx.example") == 0,
+		    "sni: a :PORT route takes upstream_host", "");
+		for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+			r = conf_route(&cf, &cf.l[0], m[i].name);
+			check(m[i].want == NULL ? r == NULL : r != NULL &&
+			    strcmp(r->text, m[i].want) == 0, m[i].name,
+			    r ? r->text : "(none)");
+		}
+	}
+	bad("web.listen = :443\nweb.sni = mta*.x 1.2.3.4:443\n", "edge.conf:2: "
+	    "web.sni: \"mta*.x\" is not a pattern (use name, *.suffix or "
+	    "prefix.*, then HOST:PORT)");
+	bad("web.listen = :443\nweb.sni = a.b.* 1.2.3.4:443\n", "edge.conf:2: "
+	    "web.sni: \"a.b.*\": a prefix pattern is one label, then .*");
+	bad("web.listen = :443\nweb.sni = *.* 1.2.3.4:443\n", "edge.conf:2: "
+	    "web.sni: \"*.*\" is not a pattern (use name, *.suffix or "
+	    "prefix.*, then HOST:PORT)");
+	bad("web.listen = :443\nweb.sni = mail.example\n", "edge.conf:2: "
+	    "web.sni: \"mail.example\" is not PATTERN HOST:PORT (use name, "
+	    "*.suffix or prefix.*, then HOST:PORT)");
+	bad("web.listen = :443\nweb.sni = mail.example mx\n", "edge.conf:2: "
+	    "web.sni: \"mx\" is not HOST:PORT (or :PORT with upstream_host)");
+	bad("web.listen = :443\nweb.sni = mail.example :443\n", "edge.conf:2: "
+	    "web.sni: \":443\" names no host and upstream_host is not set");
+	bad("web.listen = :443\nweb.sni_timeout = soon\nweb.upstream = a:1\n",
+	    "edge.conf:2: web.sni_timeout: \"soon\" is not a duration (e.g. "
+	    "30m, 1800s, 500ms; at most 7 days)");
 
 	printf("%s: %d failed\n", __FILE__, fails);
 	return fails != 0;
