@@ -8,7 +8,9 @@ load helpers
 	run --separate-stderr "$EDGE" -t -c "$T/../edge.conf"
 	[ "$status" -eq 0 ]
 	[[ "$stderr" == *"edge: listener smtp on [::]:25 (v4+v6) -> stalwart.tail7b1641.ts.net:25 proxy=v2"* ]]
-	[[ "$stderr" == *"edge.conf: ok, 5 listeners"* ]]
+	[[ "$stderr" == *"edge.conf: ok, 6 listeners"* ]]
+	[[ "$stderr" == *"edge: route web sni=mta-sts.* -> stalwart.tail7b1641.ts.net:443"* ]]
+	[[ "$stderr" == *"edge: route web sni=(other) -> 127.0.0.1:8443 sni_timeout=5000ms"* ]]
 }
 
 @test "\${VAR} from the environment replaces the default" {
