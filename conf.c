@@ -229,13 +229,17 @@ parse_port(const char *s, int min, char out[6])
 	return 0;
 }
 
-/* A DNS name: letters, digits, '-', '_' and '.', 1 to 253 bytes. */
+/*
+ * A DNS name: letters, digits, '-', '_' and '.', 1 to 253 bytes, no empty
+ * label (a single trailing dot is allowed).
+ */
 static int
 valid_name(const char *s)
 {
 	size_t n = strlen(s), i;
 
-	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-' ||
+	    strstr(s, "..") != NULL)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (!isvarch((unsigned char)s[i], 0) && s[i] != '-' &&

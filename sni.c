@@ -89,7 +89,8 @@ vec(struct cur *c, size_t lensz, struct cur *out)
 
 /*
  * Copy a host name, lower-cased, without one trailing dot.  Letters,
- * digits, '-', '_' and '.', 1 to 255 bytes; anything else is refused.
+ * digits, '-', '_' and '.', 1 to 255 bytes, no empty label ("a..b", ".a",
+ * "a.." are refused); anything else is refused.
  */
 static int
 host_name(const unsigned char *p, size_t n, char *name, size_t namesz)
@@ -98,11 +99,14 @@ host_name(const unsigned char *p, size_t n, char *name, size_t namesz)
 
 	if (n > 0 && p[n - 1] == '.')
 		n--;
-	if (n == 0 || n > 255 || n >= namesz)
+	if (n == 0 || n > 255 || n >= namesz || p[0] == '.' ||
+	    p[n - 1] == '.')
 		return -1;
 	for (i = 0; i < n; i++) {
 		unsigned char ch = p[i];
 
+		if (ch == '.' && i + 1 < n && p[i + 1] == '.')
+			return -1;
 		if (ch >= 'A' && ch <= 'Z')
 			ch = (unsigned char)(ch - 'A' + 'a');
 		else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' &&

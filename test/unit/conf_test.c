@@ -248,6 +248,11 @@ main(void)
 	bad("web.listen = :443\nweb.sni = mta*.x 1.2.3.4:443\n", "edge.conf:2: "
 	    "web.sni: \"mta*.x\" is not a pattern (use name, *.suffix or "
 	    "prefix.*, then HOST:PORT)");
+	bad("web.listen = :443\nweb.sni = a..example 1.2.3.4:443\n",
+	    "edge.conf:2: web.sni: \"a..example\" is not a pattern (use name, "
+	    "*.suffix or prefix.*, then HOST:PORT)");
+	bad("smtp.listen = :25\nsmtp.upstream = mx..example:25\n", "edge.conf:2: "
+	    "smtp.upstream: \"mx..example\" is not a host name or IP address");
 	bad("web.listen = :443\nweb.sni = a.b.* 1.2.3.4:443\n", "edge.conf:2: "
 	    "web.sni: \"a.b.*\": a prefix pattern is one label, then .*");
 	bad("web.listen = :443\nweb.sni = *.* 1.2.3.4:443\n", "edge.conf:2: "

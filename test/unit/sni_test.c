@@ -246,6 +246,19 @@ main(int argc, char **argv)
 	h.sni = "evil\033[2J.example";
 	n = build(buf, &h);
 	expect("terminal escapes in the name", buf, n, SNI_NOT_TLS, NULL);
+	h.sni = "autodisc..";
+	n = build(buf, &h);
+	expect("a name ending in two dots (found by the fuzzer)", buf, n,
+	    SNI_NOT_TLS, NULL);
+	h.sni = "a..example";
+	n = build(buf, &h);
+	expect("an empty label inside the name", buf, n, SNI_NOT_TLS, NULL);
+	h.sni = ".example";
+	n = build(buf, &h);
+	expect("a leading dot", buf, n, SNI_NOT_TLS, NULL);
+	h.sni = ".";
+	n = build(buf, &h);
+	expect("a lone dot", buf, n, SNI_NOT_TLS, NULL);
 	h.sni = "mail.example.org";
 	h.dup = 1;
 	n = build(buf, &h);
