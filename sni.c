@@ -178,11 +178,15 @@ client_hello(struct cur *h, char *name, size_t namesz)
 enum sni_res
 sni_parse(const unsigned char *p, size_t n, char *name, size_t namesz)
 {
-	unsigned char hs[SNI_MAX_HELLO];
-	size_t pos = 0, hlen = 0, rlen, chunk, need = 0;
+	unsigned char hdr[4], hs[SNI_MAX_HELLO];
+	size_t pos = 0, have = 0, need = 0, rlen, chunk, i;
 	struct cur h;
 
-	/* Reassemble handshake fragments until the message is complete. */
+	/*
+	 * Walk the record headers until the handshake message is complete,
+	 * copying nothing: a hello that arrives a byte at a time costs one
+	 * short walk per call, not a copy of everything so far.
+	 */
 	for (;;) {
 		/* Decide on "not TLS" from as few bytes as possible. */
 		if (n - pos >= 1 && p[pos] != 0x16)
@@ -195,22 +199,35 @@ sni_parse(const unsigned char *p, size_t n, char *name, size_t namesz)
 		if (rlen == 0 || rlen > REC_MAX)
 			return SNI_NOT_TLS;
 		chunk = n - pos - 5 < rlen ? n - pos - 5 : rlen;
-		if (hlen + chunk > sizeof(hs))
-			return SNI_MORE;	/* over our cap: caller decides */
-		memcpy(hs + hlen, p + pos + 5, chunk);
-		hlen += chunk;
-		if (hlen >= 1 && hs[0] != 0x01)
+		for (i = 0; i < chunk && have + i < sizeof(hdr); i++)
+			hdr[have + i] = p[pos + 5 + i];
+		have += chunk;
+		if (have >= 1 && hdr[0] != 0x01)
 			return SNI_NOT_TLS;	/* not a ClientHello */
-		if (hlen >= 4) {
-			need = 4 + get24(hs + 1);
-			if (hlen >= need)
+		if (have >= 4) {
+			need = 4 + get24(hdr + 1);
+			if (need > sizeof(hs))
+				return SNI_MORE; /* over our cap: caller's call */
+			if (have >= need)
 				break;
 		}
 		if (chunk < rlen)
 			return SNI_MORE;	/* this record is still arriving */
 		pos += 5 + rlen;
 	}
-	h.p = hs + 4;
+	if (pos == 0) {
+		/* The usual case: the whole message is in the first record. */
+		h.p = p + 5 + 4;
+	} else {
+		/* Reassemble the fragments, once. */
+		for (pos = 0, have = 0; have < need; pos += 5 + rlen) {
+			rlen = get16(p + pos + 3);
+			chunk = need - have < rlen ? need - have : rlen;
+			memcpy(hs + have, p + pos + 5, chunk);
+			have += chunk;
+		}
+		h.p = hs + 4;
+	}
 	h.left = need - 4;
 	return client_hello(&h, name, namesz);
 }
