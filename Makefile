@@ -37,14 +37,14 @@ test/unit/pp2_test: test/unit/pp2_test.c proxyv2.c edge.h
 test/unit/sni_test: test/unit/sni_test.c sni.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/sni_test.c sni.c
 
-fuzz/conf_replay: fuzz/conf.c conf.c proxyv2.c edge.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_REPLAY -o $@ fuzz/conf.c conf.c proxyv2.c
+fuzz/conf_replay: fuzz/conf.c fuzz/replay.c conf.c proxyv2.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/conf.c fuzz/replay.c conf.c proxyv2.c
 
 fuzz/conf_fuzz: fuzz/conf.c conf.c proxyv2.c edge.h
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/conf.c conf.c proxyv2.c
 
-fuzz/sni_replay: fuzz/sni.c sni.c edge.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_REPLAY -o $@ fuzz/sni.c sni.c
+fuzz/sni_replay: fuzz/sni.c fuzz/replay.c sni.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/sni.c fuzz/replay.c sni.c
 
 fuzz/sni_fuzz: fuzz/sni.c sni.c edge.h
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/sni.c sni.c

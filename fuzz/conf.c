@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Fuzz target for conf_parse().  Built with clang -fsanitize=fuzzer it is
- * a libFuzzer target; built with -DFUZZ_REPLAY it is a plain program that
- * replays the files named on its command line, so the corpus also runs
- * under gcc in `make test`.  A parse must end in 0 or -1 with a message,
+ * a libFuzzer target; linked with replay.c it replays a corpus in `make test`.  A parse must end in 0 or -1 with a message,
  * and a success must leave a configuration edge could run.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,26 +41,3 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	}
 	return 0;
 }
-
-#ifdef FUZZ_REPLAY
-int
-main(int argc, char **argv)
-{
-	static unsigned char buf[1 << 20];
-	FILE *f;
-	size_t n;
-	int i;
-
-	for (i = 1; i < argc; i++) {
-		if ((f = fopen(argv[i], "rb")) == NULL) {
-			perror(argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("%s: replayed %d inputs\n", argv[0], argc - 1);
-	return 0;
-}
-#endif
