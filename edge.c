@@ -226,6 +226,13 @@ buf_put(struct side *s)
 	s->in = NULL;
 }
 
+/* Relaying: the deadline is idle_timeout from the last byte moved. */
+static void
+arm_idle(struct conn *c)
+{
+	c->deadline = c->l->idle_ms ? E.now + c->l->idle_ms : INT64_MAX;
+}
+
 static int
 can_read(const struct side *s)
 {
@@ -348,7 +355,7 @@ pump(struct conn *c, int from, short rin, short rout)
 	if (b != NULL && b->len == 0)
 		buf_put(s);
 	if (moved && c->st == C_SPLICE)
-		c->deadline = c->l->idle_ms ? E.now + c->l->idle_ms : INT64_MAX;
+		arm_idle(c);
 	if (c->st == C_SPLICE && s->eof && s->in == NULL && !d->shut) {
 		/* ENOTCONN: the peer is already gone; the read side tells. */
 		if (shutdown(d->fd, SHUT_WR) == -1 && errno != ENOTCONN) {
@@ -457,7 +464,7 @@ conn_established(struct conn *c)
 		memcpy(s->in->b + s->in->off, hdr, n);
 	}
 	c->st = C_SPLICE;
-	c->deadline = c->l->idle_ms ? E.now + c->l->idle_ms : INT64_MAX;
+	arm_idle(c);
 	return 0;
 }
 
@@ -957,6 +964,7 @@ setup(void)
 	 */
 	E.maxc = E.cf->max_conns;
 	spare = 3 + 4 + E.cf->nl + 32;
+	/* Read the limit again: the raise above may have been refused. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
 	    && (rlim_t)(2 * E.maxc + spare) > rl.rlim_cur) {
 		E.maxc = rl.rlim_cur > (rlim_t)spare + 2 ?
