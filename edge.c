@@ -96,7 +96,7 @@ struct edge {
 	int resfd;		/* resolver wakeup */
 	int64_t now;
 	int64_t accept_resume;	/* listeners paused until then */
-	int accept_failing;	/* in an EMFILE episode, already logged */
+	int fd_short;		/* in an EMFILE episode, already logged */
 	int stop;
 };
 
@@ -387,6 +387,22 @@ conn_retry_log(const struct conn *c)
 }
 
 /*
+ * Out of descriptors (EMFILE and kin, at accept() or at the upstream
+ * socket()): poll no listener for a while instead of spinning, and say so
+ * once per episode.  The episode ends when a new connection gets both of
+ * its descriptors again, at the next upstream socket() that succeeds.
+ */
+static void
+fd_pause(const char *lname, int err)
+{
+	if (!E.fd_short)
+		logmsg("accept l=%s paused=%dms conns=%d err=\"%s\"", lname,
+		    ACCEPT_PAUSE_MS, E.nconn, strerror(err));
+	E.fd_short = 1;
+	E.accept_resume = E.now + ACCEPT_PAUSE_MS;
+}
+
+/*
  * Start a non-blocking connect to av[ai], or the next that can start.
  * Each failure with an address left to try gets a "retry" line: a family
  * that fails (no IPv6 route, say) should not stay invisible.
@@ -403,6 +419,10 @@ conn_dial(struct conn *c)
 		if ((fd = socket(a->sa.sa_family, SOCK_STREAM, 0)) != -1 &&
 		    set_nonblock(fd) != -1) {
 			tune(fd);
+			if (E.fd_short)
+				logmsg("accept l=%s resumed conns=%d",
+				    c->l->name, E.nconn);
+			E.fd_short = 0;
 			if (connect(fd, &a->sa, sa_len(a)) == 0 ||
 			    errno == EINPROGRESS || errno == EINTR) {
 				/* Success shows as POLLOUT, as does a late
@@ -417,7 +437,7 @@ conn_dial(struct conn *c)
 		if (fd != -1)
 			close(fd);
 		if (c->err == EMFILE || c->err == ENFILE)
-			E.accept_resume = E.now + ACCEPT_PAUSE_MS;
+			fd_pause(c->l->name, c->err);
 		conn_retry_log(c);
 	}
 	c->st = C_CONNECT;	/* so that the log names the last address */
@@ -664,10 +684,6 @@ accept_ready(int li)
 		len = sizeof(sa);
 		fd = accept(E.lfd[li], &sa.sa, &len);
 		if (fd != -1) {
-			if (E.accept_failing)
-				logmsg("accept l=%s resumed conns=%d",
-				    E.cf->l[li].name, E.nconn);
-			E.accept_failing = 0;
 			conn_start(li, fd, &sa);
 			continue;
 		}
@@ -677,15 +693,8 @@ accept_ready(int li)
 			continue;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM) {
-			/* The client stays in the backlog; poll no listener
-			 * for a while instead of spinning on it.  One line
-			 * per episode: it ends at the next good accept. */
-			if (!E.accept_failing)
-				logmsg("accept l=%s paused=%dms conns=%d "
-				    "err=\"%s\"", E.cf->l[li].name,
-				    ACCEPT_PAUSE_MS, E.nconn, strerror(errno));
-			E.accept_failing = 1;
-			E.accept_resume = E.now + ACCEPT_PAUSE_MS;
+			/* The client stays in the backlog. */
+			fd_pause(E.cf->l[li].name, errno);
 			return;
 		}
 		logmsg("accept l=%s:", E.cf->l[li].name);

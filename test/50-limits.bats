@@ -79,16 +79,31 @@ smtp.upstream = 127.0.0.1:$up"
 	wait_for 10 has_banner 14
 }
 
-@test "fd exhaustion at run time: no crash, no busy loop, and recovery" {
+# Lower the open-file limit under the running process to what it holds
+# now plus $1: accept() or the upstream socket() meets EMFILE, which the
+# start-up cap did not plan for.  Either way: one "paused" line, no busy
+# loop, no crash, and service resumes once descriptors are back.
+# The limit under which the edge process has exactly $1 descriptor numbers
+# free: a new descriptor takes the lowest free number and fails when that is
+# at or above the limit, and inherited descriptors leave gaps.
+limit_for_free() {
+	n=0 free=0
+	while :; do
+		[ -e "/proc/$EDGE_PID/fd/$n" ] || free=$((free + 1))
+		n=$((n + 1))
+		[ "$free" -lt "$1" ] || break
+	done
+	echo "$n"
+}
+
+fd_exhaustion() {
 	up=$(free_port)
 	banner "$up" "220 hi"
 	banner_conf "$up" 100
 	start_edge edge.conf
-	# Lower the limit under the running process: accept and socket()
-	# now meet EMFILE, which the start-up cap did not plan for.
 	hard=$(ulimit -Hn)
-	prlimit --pid "$EDGE_PID" --nofile="20:$hard"
-	for i in $(seq 1 14); do hold "$i"; done
+	prlimit --pid "$EDGE_PID" --nofile="$(limit_for_free "$1"):$hard"
+	for i in $(seq 1 8); do hold "$i"; done
 	wait_log '^edge: accept l=smtp paused=250ms conns=[0-9]+ err="Too many open files"$'
 	t0=$(cpu_ticks "$EDGE_PID")
 	sleep 2
@@ -98,10 +113,23 @@ smtp.upstream = 127.0.0.1:$up"
 	kill -0 "$EDGE_PID"
 	# One line per episode, not one per retry.
 	[ "$(grep -c 'paused=' edge.log)" -eq 1 ]
-	for i in $(seq 1 14); do kill -TERM -- "-$(eval echo \$HOLD$i)"; done
+	for i in $(seq 1 8); do kill -TERM -- "-$(eval echo \$HOLD$i)" 2>/dev/null || true; done
 	prlimit --pid "$EDGE_PID" --nofile="1024:$hard"
 	# The upstream echoes; the client's EOF ends the exchange.
 	run bash -c "printf 'x\n' | timeout 20 socat -t 10 - TCP:127.0.0.1:$(edge_port smtp)"
 	[ "$output" = "$(printf '220 hi\nx')" ]
 	grep -q '^edge: accept l=smtp resumed' edge.log
+}
+
+@test "fd exhaustion at accept(): no crash, no busy loop, and recovery" {
+	# Room for two relayed connections; the third accept() fails.
+	fd_exhaustion 4
+	grep -q 'why=connect_failed' edge.log && false
+	[ "$(grep -c '^edge: close ' edge.log)" -ge 2 ]
+}
+
+@test "fd exhaustion at the upstream socket(): the client is closed, accepting pauses" {
+	# Room to accept one client but not to dial for it.
+	fd_exhaustion 1
+	grep -q 'why=connect_failed err="Too many open files"' edge.log
 }
