@@ -11,7 +11,7 @@ LDLIBS   = -lpthread
 -include config.mk
 
 SRC = edge.c conf.c proxyv2.c resolve.c sni.c
-OBJ = edge.o conf.o proxyv2.o resolve.o sni.o
+OBJ = edge.o conf.o proxyv2.o resolve.o sni.o status.o
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
 REPLAY = fuzz/conf_replay fuzz/sni_replay
 FUZZ_CC = clang

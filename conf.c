@@ -27,7 +27,7 @@
 #define DURATION_MAX_MS	(7LL * 24 * 3600 * 1000)
 
 enum ktype { K_DURATION, K_PREFER, K_PROXY, K_COUNT, K_LISTEN, K_UPSTREAM,
-	K_HOST, K_SNI };
+	K_HOST, K_SNI, K_CIDRS, K_USER };
 
 enum {	/* where a key may appear */
 	S_GLOBAL = 1,
@@ -36,13 +36,14 @@ enum {	/* where a key may appear */
 
 enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
-	K_UPHOST_ID, NKEYS };
+	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
+	K_PERIP_ID, NKEYS };
 
 static const struct keydef {
 	const char *key;
 	enum ktype type;
 	int scope;
-	int zero_ok;		/* a duration of 0 means "off" */
+	int zero_ok;		/* a duration or count of 0 means "off" */
 } keys[NKEYS] = {
 	[K_LISTEN_ID] = { "listen", K_LISTEN, S_LISTENER, 0 },
 	[K_UPSTREAM_ID] = { "upstream", K_UPSTREAM, S_LISTENER, 0 },
@@ -55,6 +56,11 @@ static const struct keydef {
 	[K_SNITO_ID] = { "sni_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
 	[K_MAXCONNS_ID] = { "max_conns", K_COUNT, S_GLOBAL, 0 },
 	[K_UPHOST_ID] = { "upstream_host", K_HOST, S_GLOBAL, 0 },
+	[K_DRAIN_ID] = { "drain_timeout", K_DURATION, S_GLOBAL, 1 },
+	[K_USER_ID] = { "user", K_USER, S_GLOBAL, 0 },
+	[K_ALLOW_ID] = { "allow", K_CIDRS, S_LISTENER, 0 },
+	[K_DENY_ID] = { "deny", K_CIDRS, S_LISTENER, 0 },
+	[K_PERIP_ID] = { "max_conns_per_ip", K_COUNT, S_LISTENER, 1 },
 };
 
 /* One key's value as read, and the line it came from (0: not set). */
@@ -66,6 +72,7 @@ struct val {
 	char port[6];		/* listen */
 	char host[HOST_MAX_LEN];	/* upstream_host */
 	struct target t;	/* upstream (host "": use upstream_host) */
+	struct runas user;	/* user */
 	char text[VAL_MAX_LEN];	/* the expanded value, for messages */
 };
 
@@ -84,6 +91,12 @@ struct rawroute {
 	char up[VAL_MAX_LEN];	/* HOST:PORT as written, for messages */
 };
 
+/* One allow or deny entry as read, with its listener (group index). */
+struct rawcidr {
+	int group;
+	struct cidr c;
+};
+
 struct parser {
 	const char *fname;
 	int line;
@@ -95,6 +108,9 @@ struct parser {
 	int ng;
 	struct rawroute *rr;	/* sni lines, in file order */
 	int nrr;
+	struct rawcidr *rc;	/* allow and deny entries, in file order */
+	int nrc;
+	struct val status;	/* status.listen */
 };
 
 static int
@@ -400,6 +416,80 @@ parse_sni(struct parser *P, const char *s, struct rawroute *rr)
 	return parse_upstream(P, up, &r->t);
 }
 
+/*
+ * "100.64.0.0/10", "fd7a:115c:a1e0::/48", or an address alone (/32, /128).
+ * Bits set past the prefix are an error: "10.0.0.1/8" is likely a typo.
+ */
+static int
+parse_cidr(struct parser *P, const char *s, struct cidr *c)
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	int64_t bits;
+	int i, max;
+
+	memset(c, 0, sizeof(*c));
+	if (n >= sizeof(addr))
+		goto bad;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, c->a) == 1)
+		c->fam = AF_INET;
+	else if (inet_pton(AF_INET6, addr, c->a) == 1)
+		c->fam = AF_INET6;
+	else
+		goto bad;
+	max = c->fam == AF_INET ? 32 : 128;
+	bits = slash ? number(slash + 1, strlen(slash + 1), max) : max;
+	if (bits < 0)
+		goto bad;
+	c->bits = (unsigned char)bits;
+	for (i = (int)bits; i < max; i++)
+		if (c->a[i / 8] & (0x80 >> (i % 8)))
+			return fail(P, P->line, P->key, "\"%s\" has bits set "
+			    "past /%d (the network is written with them zero)",
+			    s, (int)bits);
+	return 0;
+bad:
+	return fail(P, P->line, P->key, "\"%s\" is not an address or CIDR "
+	    "(e.g. 100.64.0.0/10, fd7a:115c:a1e0::/48)", s);
+}
+
+/* "NAME" or "UID" or "UID:GID"; a name is looked up when dropping. */
+static int
+parse_user(struct parser *P, const char *s, struct runas *u)
+{
+	const char *colon = strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) : strlen(s), i;
+
+	memset(u, 0, sizeof(*u));
+	u->set = 1;
+	u->gid = -1;
+	if (n > 0 && strspn(s, "0123456789") == n) {
+		u->uid = (long)number(s, n, 2147483646);
+		if (colon != NULL)
+			u->gid = (long)number(colon + 1, strlen(colon + 1),
+			    2147483646);
+		if (u->uid < 0 || (colon != NULL && u->gid < 0))
+			return fail(P, P->line, P->key, "\"%s\" is not a "
+			    "user name, UID or UID:GID", s);
+		if (u->uid == 0)
+			return fail(P, P->line, P->key, "\"%s\" is root; "
+			    "leave user unset to keep running as root", s);
+		return 0;
+	}
+	for (i = 0; s[i] != '\0'; i++)
+		if (!isvarch((unsigned char)s[i], 0) && s[i] != '-' &&
+		    s[i] != '.')
+			break;
+	if (s[i] != '\0' || i >= sizeof(u->name) || s[0] == '-')
+		return fail(P, P->line, P->key, "\"%s\" is not a user "
+		    "name, UID or UID:GID", s);
+	memcpy(u->name, s, i + 1);
+	return 0;
+}
+
 static int
 parse_value(struct parser *P, const struct keydef *k, const char *s,
     struct val *v)
@@ -440,15 +530,19 @@ parse_value(struct parser *P, const struct keydef *k, const char *s,
 		return 0;
 	case K_COUNT:
 		v->num = number(s, strlen(s), MAX_CONNS_LIMIT);
-		if (v->num < 1)
+		if (v->num < !k->zero_ok)
 			return fail(P, P->line, P->key, "\"%s\" is not a "
-			    "number from 1 to %d", s, MAX_CONNS_LIMIT);
+			    "number from %d to %d", s, !k->zero_ok,
+			    MAX_CONNS_LIMIT);
 		return 0;
+	case K_USER:
+		return parse_user(P, s, &v->user);
 	case K_LISTEN:
 		return parse_listen(P, s, v);
 	case K_UPSTREAM:
 		return parse_upstream(P, s, &v->t);
 	case K_SNI:
+	case K_CIDRS:
 		return -1;	/* a list: parse_line() handles it */
 	case K_HOST:
 		if (strlen(s) >= sizeof(v->host))
@@ -513,6 +607,30 @@ key_list(int scope, char *out, size_t n)
 			    o ? ", " : "", keys[i].key);
 }
 
+/* "status" is not a listener: status.listen places the status endpoint. */
+static int
+parse_status(struct parser *P, const char *k, const char *v)
+{
+	char value[VAL_MAX_LEN];
+
+	if (strcmp(k, "listen") != 0)
+		return fail(P, P->line, P->key, "unknown key (\"status\" is "
+		    "reserved for the status endpoint; its one key is "
+		    "status.listen)");
+	if (P->status.line != 0)
+		return fail(P, P->line, P->key, "already set on line %d",
+		    P->status.line);
+	if (expand(P, v, value, sizeof(value)) == -1)
+		return -1;
+	if (value[0] == '\0')
+		return fail(P, P->line, P->key, "empty value");
+	if (parse_listen(P, value, &P->status) == -1)
+		return -1;
+	P->status.line = P->line;
+	memcpy(P->status.text, value, strlen(value) + 1);
+	return 0;
+}
+
 static int
 parse_line(struct parser *P, char *line)
 {
@@ -556,6 +674,8 @@ parse_line(struct parser *P, char *line)
 		scope = S_LISTENER;
 		namelen = (size_t)(dot - k);
 		k = dot + 1;
+		if (namelen == 6 && memcmp(P->key, "status", 6) == 0)
+			return parse_status(P, k, v);
 	}
 	for (i = 0; i < NKEYS; i++)
 		if (strcmp(keys[i].key, k) == 0 && (keys[i].scope & scope))
@@ -569,6 +689,22 @@ parse_line(struct parser *P, char *line)
 	    (g = group(P, P->key, namelen)) == NULL)
 		return -1;
 	i = (int)(kd - keys);
+	if (kd->type == K_CIDRS) {
+		if (expand(P, v, value, sizeof(value)) == -1)
+			return -1;
+		if (value[0] == '\0')
+			return fail(P, P->line, P->key, "empty value");
+		for (p = strtok(value, " \t"); p; p = strtok(NULL, " \t")) {
+			if (P->nrc == MAX_CIDRS)
+				return fail(P, P->line, P->key, "more than %d "
+				    "allow and deny entries", MAX_CIDRS);
+			if (parse_cidr(P, p, &P->rc[P->nrc].c) == -1)
+				return -1;
+			P->rc[P->nrc].c.deny = i == K_DENY_ID;
+			P->rc[P->nrc++].group = (int)(g - P->g);
+		}
+		return 0;
+	}
 	if (kd->type == K_SNI) {
 		if (P->nrr == MAX_ROUTES)
 			return fail(P, P->line, P->key, "more than %d sni "
@@ -657,6 +793,14 @@ finish(struct parser *P, struct conf *out)
 		    "(e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
 	out->max_conns = (int)pick(&P->global, &P->global, K_MAXCONNS_ID,
 	    2048);
+	out->drain_ms = pick(&P->global, &P->global, K_DRAIN_ID, 8000);
+	if (P->global.v[K_USER_ID].line != 0)
+		out->user = P->global.v[K_USER_ID].user;
+	if (P->status.line != 0) {
+		out->status = 1;
+		out->status_addr = P->status.addr;
+		out->status_dual = P->status.flag;
+	}
 	for (i = 0; i < P->ng; i++) {
 		g = &P->g[i];
 		l = &out->l[i];
@@ -670,6 +814,12 @@ finish(struct parser *P, struct conf *out)
 				    "\"%s\" is already used by %s (line %d)",
 				    g->v[K_LISTEN_ID].text, P->g[j].name,
 				    P->g[j].v[K_LISTEN_ID].line);
+		if (P->status.line != 0 &&
+		    overlaps(&g->v[K_LISTEN_ID], &P->status))
+			return fail(P, P->status.line, "status.listen",
+			    "\"%s\" is already used by %s (line %d)",
+			    P->status.text, g->name,
+			    g->v[K_LISTEN_ID].line);
 		snprintf(key, sizeof(key), "%s.upstream", g->name);
 		if (g->v[K_UPSTREAM_ID].line == 0 && g->nroutes == 0)
 			return fail(P, g->line, key, "not set (a listener "
@@ -690,6 +840,18 @@ finish(struct parser *P, struct conf *out)
 		l->dns_ms = pick(g, &P->global, K_DNS_ID, 10000);
 		l->idle_ms = pick(g, &P->global, K_IDLE_ID, 30 * 60000);
 		l->sni_ms = pick(g, &P->global, K_SNITO_ID, 5000);
+		l->max_per_ip = (int)pick(g, g, K_PERIP_ID, 0);
+
+		/* Its allow entries, then its deny entries. */
+		l->c0 = out->nc;
+		for (j = 0; j < P->nrc; j++)
+			if (P->rc[j].group == i && !P->rc[j].c.deny)
+				out->c[out->nc++] = P->rc[j].c;
+		l->nallow = out->nc - l->c0;
+		for (j = 0; j < P->nrc; j++)
+			if (P->rc[j].group == i && P->rc[j].c.deny)
+				out->c[out->nc++] = P->rc[j].c;
+		l->nc = out->nc - l->c0;
 
 		/* This listener's routes, in file order, side by side. */
 		snprintf(key, sizeof(key), "%s.sni", g->name);
@@ -738,6 +900,37 @@ conf_route(const struct conf *cf, const struct listener *l, const char *name)
 	return NULL;
 }
 
+static int
+cidr_match(const struct cidr *c, const unsigned char *a, int fam)
+{
+	int full = c->bits / 8, rest = c->bits % 8;
+
+	if (c->fam != fam || memcmp(c->a, a, (size_t)full) != 0)
+		return 0;
+	return rest == 0 ||
+	    ((a[full] ^ c->a[full]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+int
+conf_allowed(const struct conf *cf, const struct listener *l,
+    const union sa *a)
+{
+	const unsigned char *b = a->sa.sa_family == AF_INET ?
+	    (const unsigned char *)&a->in.sin_addr :
+	    (const unsigned char *)&a->in6.sin6_addr;
+	int i, fam = a->sa.sa_family;
+
+	for (i = l->nallow; i < l->nc; i++)
+		if (cidr_match(&cf->c[l->c0 + i], b, fam))
+			return 0;
+	if (l->nallow == 0)
+		return 1;
+	for (i = 0; i < l->nallow; i++)
+		if (cidr_match(&cf->c[l->c0 + i], b, fam))
+			return 1;
+	return 0;
+}
+
 int
 conf_parse(const char *text, size_t n, const char *fname, struct conf *out,
     char *err, size_t errlen)
@@ -750,7 +943,8 @@ conf_parse(const char *text, size_t n, const char *fname, struct conf *out,
 
 	if ((P = calloc(1, sizeof(*P))) == NULL ||
 	    (P->g = calloc(MAX_LISTENERS, sizeof(*P->g))) == NULL ||
-	    (P->rr = calloc(MAX_ROUTES, sizeof(*P->rr))) == NULL) {
+	    (P->rr = calloc(MAX_ROUTES, sizeof(*P->rr))) == NULL ||
+	    (P->rc = calloc(MAX_CIDRS, sizeof(*P->rc))) == NULL) {
 		snprintf(err, errlen, "%s: out of memory", fname);
 		goto out;
 	}
@@ -785,6 +979,7 @@ out:
 	if (P != NULL) {
 		free(P->g);
 		free(P->rr);
+		free(P->rc);
 	}
 	free(P);
 	return rc;

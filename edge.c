@@ -15,7 +15,9 @@
 #include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +35,45 @@
 #define ACCEPT_PAUSE_MS	250		/* after EMFILE and kin */
 #define LOG_MAX		1024
 
+#define REFUSE_LINES	10		/* refusal log lines per second */
+
 enum { CLI = 0, UPS = 1 };		/* side index; the peer is !side */
+
+/* Why a connection ended: the log's why= and the metrics' label. */
+enum why {
+	W_EOF, W_IDLE, W_RESET, W_ERROR, W_CONNECT_FAILED, W_DNS_FAILED,
+	W_DNS_TIMEOUT, W_SNI_TIMEOUT, W_SNI_TOO_BIG, W_SNI_INCOMPLETE,
+	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN,
+	NCLOSE,				/* the rest are refusals, before a slot */
+	W_DENIED = NCLOSE, W_PER_IP, NWHY
+};
+
+static const char *const why_name[NWHY] = {
+	"eof", "idle", "reset", "error", "connect_failed", "dns_failed",
+	"dns_timeout", "sni_timeout", "sni_too_big", "sni_incomplete",
+	"sni_eof", "not_tls", "no_route", "no_memory", "shutdown",
+	"denied", "per_ip_limit"
+};
+
+/*
+ * Counters per listener name, kept across reloads (a name that stays
+ * keeps its counts).  A slot is reused only when no config names it and
+ * no connection holds it.
+ */
+#define MAX_STATS	(2 * MAX_LISTENERS)
+struct stats {
+	char name[NAME_MAX_LEN];	/* "" when unused */
+	int named;			/* a listener of the running config */
+	uint64_t active, total, up, down, connect_failed, why[NWHY];
+};
+
+/* Concurrent connections per (listener name, client address). */
+struct ipent {
+	uint32_t n;			/* 0: empty */
+	uint16_t sid;
+	unsigned char fam;
+	unsigned char a[16];
+};
 
 enum cstate {
 	C_FREE = 0,	/* slot unused */
@@ -67,7 +107,9 @@ struct conn {
 	enum cstate st;
 	uint32_t gen;		/* bumped on free: stale lookups are dropped */
 	int live;		/* index in E.live */
-	const struct listener *l;
+	int sid;		/* its listener's counters: E.stats[sid] */
+	struct conf *cf;	/* the config it was accepted under (held) */
+	const struct listener *l;	/* in cf */
 	const struct route *r;	/* the SNI route taken, or NULL */
 	struct side s[2];
 	union sa cli, loc;	/* from accept() and getsockname() */
@@ -82,8 +124,14 @@ struct conn {
 
 struct edge {
 	const char *confpath;
-	struct conf *cf;
-	int lfd[MAX_LISTENERS];
+	struct conf *cf;	/* the running config */
+	int lfd[MAX_LISTENERS];	/* -1: not open (a failed bind on reload) */
+	int lsid[MAX_LISTENERS];	/* E.stats slot of each listener */
+	union sa laddr[MAX_LISTENERS];	/* what each is bound to */
+	int sfd;		/* status.listen, or -1 */
+	struct stats stats[MAX_STATS];
+	struct ipent *ipt;	/* open addressing, linear probing */
+	uint32_t ipmask, ipseed;
 	struct conn *conns;
 	int maxc, nconn;
 	int *live;		/* slots in use, dense */
@@ -97,12 +145,20 @@ struct edge {
 	int64_t now;
 	int64_t accept_resume;	/* listeners paused until then */
 	int fd_short;		/* in an EMFILE episode, already logged */
+	int64_t start;		/* when edge started */
+	int64_t rl_t;		/* refusal log window start */
+	int rl_n;		/* refusal lines in this window */
+	uint64_t rl_dropped;	/* refusal lines not written */
+	uint64_t reload_ok, reload_failed;
+	int pnl, pns;		/* listener and status entries in the pollset */
+	int draining;		/* SIGTERM: no new connections */
+	int64_t drain_end;
 	int stop;
 };
 
 static struct edge E;
 
-enum { PFD_SIGNAL, PFD_RESOLVER, PFD_LISTENERS };
+enum { PFD_SIGNAL, PFD_RESOLVER, PFD_STATUS, PFD_LISTENERS };
 
 static void
 vlog(int witherr, const char *fmt, va_list ap)
@@ -243,13 +299,104 @@ can_read(const struct side *s)
 	return b == NULL || b->off + b->len < sizeof(b->b) || b->off > HEADROOM;
 }
 
+/* The address bytes of a (4 for IPv4, 16 for IPv6). */
+static const unsigned char *
+sa_bytes(const union sa *a, size_t *n)
+{
+	if (a->sa.sa_family == AF_INET) {
+		*n = 4;
+		return (const unsigned char *)&a->in.sin_addr;
+	}
+	*n = 16;
+	return (const unsigned char *)&a->in6.sin6_addr;
+}
+
+/* FNV-1a over the key, started from a per-process random-ish seed. */
+static uint32_t
+ip_hash(int sid, const unsigned char *b, size_t n)
+{
+	uint32_t h = E.ipseed ^ (uint32_t)sid * 0x9e3779b9u;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h ^ (h >> 15);
+}
+
+/*
+ * The entry for (sid, a), or the empty one where it would go.  The table
+ * holds at most one entry per connection and has twice as many slots, so
+ * there is always an empty one.
+ */
+static struct ipent *
+ip_find(int sid, const union sa *a)
+{
+	size_t n;
+	const unsigned char *b = sa_bytes(a, &n);
+	uint32_t i = ip_hash(sid, b, n) & E.ipmask;
+	struct ipent *e;
+
+	for (;; i = (i + 1) & E.ipmask) {
+		e = &E.ipt[i];
+		if (e->n == 0 || (e->sid == sid && e->fam ==
+		    a->sa.sa_family && memcmp(e->a, b, n) == 0))
+			return e;
+	}
+}
+
+/* How many connections (sid, a) holds now. */
+static uint32_t
+ip_count(int sid, const union sa *a)
+{
+	return ip_find(sid, a)->n;
+}
+
+static void
+ip_get(int sid, const union sa *a)
+{
+	struct ipent *e = ip_find(sid, a);
+	const unsigned char *b;
+	size_t n;
+
+	if (e->n++ == 0) {
+		b = sa_bytes(a, &n);
+		e->sid = (uint16_t)sid;
+		e->fam = (unsigned char)a->sa.sa_family;
+		memset(e->a, 0, sizeof(e->a));
+		memcpy(e->a, b, n);
+	}
+}
+
+/* Drop one; an entry that reaches 0 is deleted by shifting back the run
+ * after it, so that lookups need no tombstones. */
+static void
+ip_put(int sid, const union sa *a)
+{
+	struct ipent *e = ip_find(sid, a);
+	uint32_t i, j, k;
+
+	if (e->n == 0 || --e->n > 0)
+		return;
+	i = (uint32_t)(e - E.ipt);
+	for (j = (i + 1) & E.ipmask; E.ipt[j].n != 0; j = (j + 1) & E.ipmask) {
+		k = ip_hash(E.ipt[j].sid, E.ipt[j].a, E.ipt[j].fam == AF_INET ?
+		    4 : 16) & E.ipmask;
+		/* Move j into the hole at i unless its home k lies in (i, j]. */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		E.ipt[i] = E.ipt[j];
+		i = j;
+	}
+	E.ipt[i].n = 0;
+}
+
 /*
  * The one exit.  Logs the close line, closes both fds (with an RST after
  * a reset or error while relaying, so the other side learns of it too),
  * and returns the slot.  detail overrides strerror(err) in the log.
  */
 static void
-conn_close(struct conn *c, const char *why, int err, const char *detail)
+conn_close(struct conn *c, enum why why, int err, const char *detail)
 {
 	struct linger lg = { 1, 0 };
 	char a[SA_FMT_LEN], u[SA_FMT_LEN];
@@ -264,8 +411,11 @@ conn_close(struct conn *c, const char *why, int err, const char *detail)
 	    "-", c->st >= C_CONNECT ? sa_fmt(&c->ups, u, sizeof(u)) : "-",
 	    (unsigned long long)c->s[CLI].nread,
 	    (unsigned long long)c->s[UPS].nread, (long long)(t / 1000),
-	    (long long)(t % 1000), why, es ? " err=\"" : "", es ? es : "",
-	    es ? "\"" : "");
+	    (long long)(t % 1000), why_name[why], es ? " err=\"" : "",
+	    es ? es : "", es ? "\"" : "");
+	E.stats[c->sid].why[why]++;
+	E.stats[c->sid].active--;
+	ip_put(c->sid, &c->cli);
 	for (i = CLI; i <= UPS; i++) {
 		if (c->s[i].fd == -1)
 			continue;
@@ -278,6 +428,9 @@ conn_close(struct conn *c, const char *why, int err, const char *detail)
 	}
 	free(c->addrs);
 	c->addrs = NULL;
+	if (--c->cf->refs == 0 && c->cf != E.cf)
+		free(c->cf);	/* the last connection of a replaced config */
+	c->cf = NULL;
 	c->st = C_FREE;
 	c->gen++;
 	last = E.live[--E.nconn];
@@ -294,7 +447,7 @@ conn_fail(struct conn *c, int side, int err)
 
 	snprintf(msg, sizeof(msg), "%s: %s", side == CLI ? "client" :
 	    "upstream", strerror(err));
-	conn_close(c, err == ECONNRESET || err == EPIPE ? "reset" : "error",
+	conn_close(c, err == ECONNRESET || err == EPIPE ? W_RESET : W_ERROR,
 	    err, msg);
 }
 
@@ -315,7 +468,7 @@ pump(struct conn *c, int from, short rin, short rout)
 
 	if ((rin & (POLLIN | POLLHUP | POLLERR)) && can_read(s)) {
 		if (s->in == NULL && (s->in = buf_get()) == NULL) {
-			conn_close(c, "no_memory", ENOMEM, NULL);
+			conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
 			return -1;
 		}
 		b = s->in;
@@ -330,6 +483,10 @@ pump(struct conn *c, int from, short rin, short rout)
 		if (n > 0) {
 			b->len += (uint32_t)n;
 			s->nread += (uint64_t)n;
+			if (from == CLI)
+				E.stats[c->sid].up += (uint64_t)n;
+			else
+				E.stats[c->sid].down += (uint64_t)n;
 			moved = 1;
 		} else if (n == 0) {
 			s->eof = 1;
@@ -380,6 +537,7 @@ conn_retry_log(const struct conn *c)
 {
 	char a[SA_FMT_LEN], u[SA_FMT_LEN];
 
+	E.stats[c->sid].connect_failed++;
 	if (c->ai + 1 < c->an)
 		logmsg("retry l=%s c=%s u=%s err=\"%s\"", c->l->name,
 		    sa_fmt(&c->cli, a, sizeof(a)), sa_fmt(&c->ups, u, sizeof(u)),
@@ -441,7 +599,7 @@ conn_dial(struct conn *c)
 		conn_retry_log(c);
 	}
 	c->st = C_CONNECT;	/* so that the log names the last address */
-	conn_close(c, "connect_failed", c->err, NULL);
+	conn_close(c, W_CONNECT_FAILED, c->err, NULL);
 }
 
 /* The connect to av[ai] failed with err: try the next address. */
@@ -476,7 +634,7 @@ conn_established(struct conn *c)
 		n = pp1_encode(hdr, sizeof(hdr), &c->cli, &c->loc);
 	if (n > 0) {
 		if (s->in == NULL && (s->in = buf_get()) == NULL) {
-			conn_close(c, "no_memory", ENOMEM, NULL);
+			conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
 			return -1;
 		}
 		s->in->off -= (uint32_t)n;
@@ -519,7 +677,7 @@ conn_go(struct conn *c, const struct target *t)
 	c->deadline = E.now + l->dns_ms;
 	if (resolve_start((int)(c - E.conns), c->gen, t->host, t->port,
 	    l->prefer) == -1)
-		conn_close(c, "dns_failed", errno, NULL);
+		conn_close(c, W_DNS_FAILED, errno, NULL);
 }
 
 /*
@@ -537,22 +695,22 @@ conn_peek(struct conn *c)
 	    b ? b->len : 0, c->sni, sizeof(c->sni));
 	if (res == SNI_MORE) {
 		if (b != NULL && b->off + b->len == sizeof(b->b)) {
-			conn_close(c, "sni_too_big", 0, NULL);
+			conn_close(c, W_SNI_TOO_BIG, 0, NULL);
 			return;
 		}
 		if (c->s[CLI].eof) {
-			conn_close(c, b ? "sni_incomplete" : "sni_eof", 0,
+			conn_close(c, b ? W_SNI_INCOMPLETE : W_SNI_EOF, 0,
 			    NULL);
 			return;
 		}
 		return;
 	}
-	if (res == SNI_FOUND && (c->r = conf_route(E.cf, c->l, c->sni)))
+	if (res == SNI_FOUND && (c->r = conf_route(c->cf, c->l, c->sni)))
 		t = &c->r->t;
 	if (res != SNI_FOUND)
 		c->sni[0] = '\0';
 	if (t->host[0] == '\0') {
-		conn_close(c, res == SNI_NOT_TLS ? "not_tls" : "no_route", 0,
+		conn_close(c, res == SNI_NOT_TLS ? W_NOT_TLS : W_NO_ROUTE, 0,
 		    NULL);
 		return;
 	}
@@ -592,7 +750,7 @@ conn_step(struct conn *c, short rev[2])
 		    pump(c, UPS, rev[UPS], rev[CLI]) == -1)
 			return;
 		if (conn_done(c))
-			conn_close(c, "eof", 0, NULL);
+			conn_close(c, W_EOF, 0, NULL);
 		return;
 	}
 }
@@ -627,14 +785,67 @@ interest(const struct conn *c, int side)
 	return ev;
 }
 
+/*
+ * Refusal lines come at most REFUSE_LINES a second, so that a scan cannot
+ * flood the log; the rest are counted and reported once the second ends.
+ */
 static void
-conn_start(int li, int fd, const union sa *cli)
+refuse_flush(void)
+{
+	if (E.rl_dropped > 0 && E.now - E.rl_t >= 1000) {
+		logmsg("refused suppressed=%llu lines in %lld.%03llds (at most "
+		    "%d a second)", (unsigned long long)E.rl_dropped,
+		    (long long)(E.now - E.rl_t) / 1000,
+		    (long long)(E.now - E.rl_t) % 1000, REFUSE_LINES);
+		E.rl_dropped = 0;
+	}
+}
+
+/* Close a client refused before it got a slot: an RST, no TIME_WAIT. */
+static void
+refuse(const struct listener *l, int fd, const union sa *cli, enum why why)
+{
+	struct linger lg = { 1, 0 };
+	char a[SA_FMT_LEN];
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+	E.stats[E.lsid[l - E.cf->l]].why[why]++;
+	refuse_flush();
+	if (E.now - E.rl_t >= 1000) {
+		E.rl_t = E.now;
+		E.rl_n = 0;
+	}
+	if (E.rl_n >= REFUSE_LINES) {
+		E.rl_dropped++;
+		return;
+	}
+	E.rl_n++;
+	logmsg("close l=%s c=%s sni=- r=- u=- up=0 down=0 t=0.000s why=%s",
+	    l->name, sa_fmt(cli, a, sizeof(a)), why_name[why]);
+}
+
+static void
+conn_start(int li, int fd, const union sa *sa)
 {
 	const struct listener *l = &E.cf->l[li];
 	socklen_t len = sizeof(union sa);
+	struct stats *st = &E.stats[E.lsid[li]];
 	struct conn *c;
+	union sa cli = *sa;
 	int slot;
 
+	sa_unmap(&cli);
+	st->total++;
+	if (!conf_allowed(E.cf, l, &cli)) {
+		refuse(l, fd, &cli, W_DENIED);
+		return;
+	}
+	if (l->max_per_ip > 0 &&
+	    ip_count(E.lsid[li], &cli) >= (uint32_t)l->max_per_ip) {
+		refuse(l, fd, &cli, W_PER_IP);
+		return;
+	}
 	if (set_nonblock(fd) == -1) {
 		logmsg("accept l=%s: fcntl:", l->name);
 		close(fd);
@@ -644,7 +855,12 @@ conn_start(int li, int fd, const union sa *cli)
 	slot = E.freeslot[--E.nfree];
 	c = &E.conns[slot];
 	c->st = C_RESOLVE;
+	c->cf = E.cf;
+	E.cf->refs++;
 	c->l = l;
+	c->sid = E.lsid[li];
+	st->active++;
+	ip_get(c->sid, &cli);
 	c->live = E.nconn;
 	E.live[E.nconn++] = slot;
 	c->s[CLI].fd = fd;
@@ -652,8 +868,7 @@ conn_start(int li, int fd, const union sa *cli)
 	c->s[CLI].eof = c->s[UPS].eof = 0;
 	c->s[CLI].shut = c->s[UPS].shut = 0;
 	c->s[CLI].nread = c->s[UPS].nread = 0;
-	c->cli = *cli;
-	sa_unmap(&c->cli);
+	c->cli = cli;
 	memset(&c->ups, 0, sizeof(c->ups));
 	memset(&c->loc, 0, sizeof(c->loc));
 	c->t0 = E.now;
@@ -662,7 +877,7 @@ conn_start(int li, int fd, const union sa *cli)
 	c->r = NULL;
 	c->sni[0] = '\0';
 	if (l->proxy != PROXY_OFF && getsockname(fd, &c->loc.sa, &len) == -1) {
-		conn_close(c, "error", errno, NULL);
+		conn_close(c, W_ERROR, errno, NULL);
 		return;
 	}
 	if (l->nr > 0) {
@@ -719,7 +934,7 @@ resolve_collect(void)
 			continue;
 		}
 		if (a == NULL) {
-			conn_close(c, "dns_failed", 0, err);
+			conn_close(c, W_DNS_FAILED, 0, err);
 			continue;
 		}
 		c->addrs = a;
@@ -742,16 +957,16 @@ expire(void)
 			continue;
 		switch (c->st) {
 		case C_PEEK:
-			conn_close(c, "sni_timeout", 0, NULL);
+			conn_close(c, W_SNI_TIMEOUT, 0, NULL);
 			break;
 		case C_RESOLVE:
-			conn_close(c, "dns_timeout", 0, NULL);
+			conn_close(c, W_DNS_TIMEOUT, 0, NULL);
 			break;
 		case C_CONNECT:
 			conn_next(c, ETIMEDOUT);
 			break;
 		case C_SPLICE:
-			conn_close(c, "idle", 0, NULL);
+			conn_close(c, W_IDLE, 0, NULL);
 			break;
 		case C_FREE:
 			break;
@@ -770,6 +985,485 @@ on_signal(int sig)
 	errno = e;
 }
 
+static const char *
+target_fmt(const struct target *t, char *buf, size_t n)
+{
+	int v6 = strchr(t->host, ':') != NULL;
+
+	if (t->host[0] == '\0')
+		snprintf(buf, n, "(close)");
+	else
+		snprintf(buf, n, "%s%s%s:%s", v6 ? "[" : "", t->host,
+		    v6 ? "]" : "", t->port);
+	return buf;
+}
+
+/*
+ * One line per listener, "listening smtp on [::]:25 (v4+v6) -> mx:25 ...",
+ * then one per SNI route, in the order they are tried.
+ */
+static void
+describe(const char *what, const struct conf *cf, const struct listener *l,
+    const union sa *a)
+{
+	char buf[SA_FMT_LEN], t[HOST_MAX_LEN + 16], lim[64] = "";
+	const struct route *r;
+	int i;
+
+	if (l->nc > 0 || l->max_per_ip > 0)
+		snprintf(lim, sizeof(lim), " allow=%d deny=%d max_conns_per_ip=%d",
+		    l->nallow, l->nc - l->nallow, l->max_per_ip);
+	logmsg("%s %s on %s%s -> %s proxy=%s prefer=%s connect_timeout=%lldms "
+	    "idle_timeout=%lldms%s", what, l->name, sa_fmt(a, buf, sizeof(buf)),
+	    l->dual && a->sa.sa_family == AF_INET6 ? " (v4+v6)" : "",
+	    target_fmt(&l->up, t, sizeof(t)),
+	    l->proxy == PROXY_V2 ? "v2" : l->proxy == PROXY_V1 ? "v1" : "off",
+	    l->prefer == PREFER_IPV4 ? "ipv4" : l->prefer == PREFER_IPV6 ?
+	    "ipv6" : "system", (long long)l->connect_ms,
+	    (long long)l->idle_ms, lim);
+	for (i = 0; i < l->nr; i++) {
+		r = &cf->r[l->r0 + i];
+		logmsg("route %s sni=%s -> %s", l->name, r->text,
+		    target_fmt(&r->t, t, sizeof(t)));
+	}
+	if (l->nr > 0)
+		logmsg("route %s sni=(other) -> %s sni_timeout=%lldms", l->name,
+		    target_fmt(&l->up, t, sizeof(t)), (long long)l->sni_ms);
+}
+
+/*
+ * Open, bind and listen on a (":PORT" when dual).  Returns the fd, or -1
+ * with the reason in err.  *bound gets the address actually bound.
+ */
+static int
+open_listener(const char *name, const union sa *addr, int dual,
+    union sa *bound, char *err, size_t errlen)
+{
+	union sa a = *addr;
+	socklen_t len;
+	int fd, on = 1, off = 0, e;
+	char buf[SA_FMT_LEN];
+	const char *what = "socket";
+
+	fd = socket(a.sa.sa_family, SOCK_STREAM, 0);
+	if (fd == -1 && dual && errno == EAFNOSUPPORT) {
+		/* No IPv6 in this kernel: ":PORT" means all IPv4. */
+		memset(&a, 0, sizeof(a));
+		a.in.sin_family = AF_INET;
+		a.in.sin_port = addr->in6.sin6_port;
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+	}
+	if (fd == -1)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	what = "IPV6_V6ONLY";
+	if (a.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, dual ? &off : &on, sizeof(on)) == -1)
+		goto fail;
+	what = "bind";
+	if (bind(fd, &a.sa, sa_len(&a)) == -1)
+		goto fail;
+	what = "listen";
+	if (listen(fd, 1024) == -1 || set_nonblock(fd) == -1)
+		goto fail;
+	len = sizeof(*bound);
+	what = "getsockname";
+	if (getsockname(fd, &bound->sa, &len) == -1)
+		goto fail;
+	return fd;
+fail:
+	e = errno;
+	snprintf(err, errlen, "listen %s: %s %s: %s%s", name, what,
+	    sa_fmt(&a, buf, sizeof(buf)), strerror(e), e == EACCES &&
+	    geteuid() != 0 ? " (a port below 1024 needs root or "
+	    "CAP_NET_BIND_SERVICE; edge has dropped root: restart it to bind "
+	    "this port)" : "");
+	if (fd != -1)
+		close(fd);
+	errno = e;
+	return -1;
+}
+
+/* The stats slot for a listener name: its own if it has one. */
+static int
+stats_slot(const char *name)
+{
+	int i, free_at = -1;
+
+	for (i = 0; i < MAX_STATS; i++) {
+		if (strcmp(E.stats[i].name, name) == 0)
+			return i;
+		if (free_at == -1 && (E.stats[i].name[0] == '\0' ||
+		    (!E.stats[i].named && E.stats[i].active == 0)))
+			free_at = i;
+	}
+	if (free_at != -1) {
+		memset(&E.stats[free_at], 0, sizeof(E.stats[free_at]));
+		snprintf(E.stats[free_at].name, NAME_MAX_LEN, "%s", name);
+	}
+	return free_at;
+}
+
+static int
+port_of(const union sa *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port :
+	    a->in6.sin6_port);
+}
+
+static int
+sa_equal(const union sa *a, const union sa *b)
+{
+	return a->sa.sa_family == b->sa.sa_family && memcmp(a, b,
+	    sa_len(a)) == 0;
+}
+
+/* The keys of a listener that differ between o and n, for the log. */
+static void
+listener_diff(const struct conf *oc, const struct listener *o,
+    const struct conf *nc, const struct listener *n, int moved, char *out,
+    size_t sz)
+{
+	size_t k = 0;
+	int i, routes = o->nr != n->nr, acl = o->nc != n->nc ||
+	    o->nallow != n->nallow;
+
+	for (i = 0; !routes && i < n->nr; i++)
+		routes = strcmp(oc->r[o->r0 + i].text, nc->r[n->r0 + i].text)
+		    != 0 || memcmp(&oc->r[o->r0 + i].t, &nc->r[n->r0 + i].t,
+		    sizeof(struct target)) != 0;
+	for (i = 0; !acl && i < n->nc; i++)
+		acl = memcmp(&oc->c[o->c0 + i], &nc->c[n->c0 + i],
+		    sizeof(struct cidr)) != 0;
+#define DIFF(cond, what) if (cond) k += (size_t)snprintf(out + k, \
+    k < sz ? sz - k : 0, "%s%s", k ? "," : "", what)
+	out[0] = '\0';
+	DIFF(moved, "listen");
+	DIFF(memcmp(&o->up, &n->up, sizeof(o->up)) != 0, "upstream");
+	DIFF(routes, "sni");
+	DIFF(o->proxy != n->proxy, "proxy");
+	DIFF(o->prefer != n->prefer, "prefer");
+	DIFF(o->connect_ms != n->connect_ms, "connect_timeout");
+	DIFF(o->dns_ms != n->dns_ms, "dns_timeout");
+	DIFF(o->idle_ms != n->idle_ms, "idle_timeout");
+	DIFF(o->sni_ms != n->sni_ms, "sni_timeout");
+	DIFF(acl, "allow/deny");
+	DIFF(o->max_per_ip != n->max_per_ip, "max_conns_per_ip");
+#undef DIFF
+}
+
+/*
+ * SIGHUP: read the config again.  A bad one is refused with the message
+ * edge -t would print.  Otherwise listeners whose address stays keep their
+ * socket (no connection attempt is refused while reloading), the others
+ * close or open, and each connection keeps the config it was accepted
+ * under until it ends.  max_conns and user apply at the next start.
+ */
+static void
+reload(void)
+{
+	struct conf *nc, *oc = E.cf;
+	char err[1024], why[256];
+	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], kept[MAX_LISTENERS];
+	int from[MAX_LISTENERS];	/* the old listener whose socket it took */
+	union sa naddr[MAX_LISTENERS];
+	int i, j, bad = 0;
+	union sa a;
+
+	if ((nc = malloc(sizeof(*nc))) == NULL ||
+	    conf_load(E.confpath, nc, err, sizeof(err)) == -1) {
+		logmsg("reload failed: %s; still running the old config",
+		    nc ? err : "out of memory");
+		free(nc);
+		E.reload_failed++;
+		return;
+	}
+	for (i = 0; i < nc->nl; i++) {
+		if ((nsid[i] = stats_slot(nc->l[i].name)) == -1) {
+			logmsg("reload failed: no room for the counters of "
+			    "%s; still running the old config", nc->l[i].name);
+			free(nc);
+			E.reload_failed++;
+			return;
+		}
+		E.stats[nsid[i]].named = 2;	/* pinned while we decide */
+	}
+	for (i = 0; i < MAX_STATS; i++)
+		E.stats[i].named = E.stats[i].named == 2;
+
+	/*
+	 * Sockets whose address is unchanged carry over as they are: the
+	 * same text in the config, or the address an old ":0" was given.
+	 */
+	memset(kept, 0, sizeof(kept));
+	for (i = 0; i < nc->nl; i++) {
+		nfd[i] = from[i] = -1;
+		for (j = 0; j < oc->nl; j++) {
+			if (kept[j] || E.lfd[j] == -1 ||
+			    oc->l[j].dual != nc->l[i].dual)
+				continue;
+			/* Port 0 is "any port": the same listener's only. */
+			if (!sa_equal(&E.laddr[j], &nc->l[i].addr) &&
+			    (!sa_equal(&oc->l[j].addr, &nc->l[i].addr) ||
+			    (port_of(&nc->l[i].addr) == 0 &&
+			    strcmp(oc->l[j].name, nc->l[i].name) != 0)))
+				continue;
+			nfd[i] = E.lfd[j];
+			naddr[i] = E.laddr[j];
+			from[i] = j;
+			kept[j] = 1;
+			break;
+		}
+	}
+	/* Close the rest first: a new address may overlap an old one. */
+	for (j = 0; j < oc->nl; j++) {
+		for (i = 0; i < nc->nl; i++)
+			if (strcmp(nc->l[i].name, oc->l[j].name) == 0)
+				break;
+		if (i == nc->nl)
+			logmsg("reload removed %s", oc->l[j].name);
+		if (!kept[j] && E.lfd[j] != -1)
+			close(E.lfd[j]);
+	}
+	if (E.sfd != -1 && (!nc->status || !sa_equal(&nc->status_addr,
+	    &oc->status_addr) || nc->status_dual != oc->status_dual)) {
+		close(E.sfd);
+		E.sfd = -1;
+	}
+	if (nc->status && E.sfd == -1) {
+		E.sfd = open_listener("status", &nc->status_addr,
+		    nc->status_dual, &a, err, sizeof(err));
+		if (E.sfd == -1) {
+			logmsg("reload %s", err);
+			bad++;
+		} else {
+			logmsg("status on %s", sa_fmt(&a, why, sizeof(why)));
+		}
+	}
+	for (i = 0; i < nc->nl; i++) {
+		for (j = 0; j < oc->nl; j++)
+			if (strcmp(nc->l[i].name, oc->l[j].name) == 0)
+				break;
+		if (nfd[i] == -1) {
+			naddr[i] = nc->l[i].addr;
+			nfd[i] = open_listener(nc->l[i].name, &nc->l[i].addr,
+			    nc->l[i].dual, &naddr[i], err, sizeof(err));
+			if (nfd[i] == -1) {
+				logmsg("reload %s", err);
+				bad++;
+			}
+		}
+		if (j == oc->nl) {
+			describe("reload added", nc, &nc->l[i], &naddr[i]);
+			continue;
+		}
+		listener_diff(oc, &oc->l[j], nc, &nc->l[i], from[i] != j, why,
+		    sizeof(why));
+		if (why[0] != '\0') {
+			logmsg("reload changed %s: %s", nc->l[i].name, why);
+			describe("reload now", nc, &nc->l[i], &naddr[i]);
+		}
+	}
+	if (nc->max_conns != oc->max_conns)
+		logmsg("reload: max_conns=%d applies at the next start; still "
+		    "%d", nc->max_conns, E.maxc);
+	if (nc->user.set != oc->user.set || nc->user.uid != oc->user.uid ||
+	    nc->user.gid != oc->user.gid || strcmp(nc->user.name,
+	    oc->user.name) != 0)
+		logmsg("reload: user applies at the next start");
+	memcpy(E.lfd, nfd, sizeof(nfd));
+	memcpy(E.laddr, naddr, sizeof(naddr));
+	memcpy(E.lsid, nsid, sizeof(nsid));
+	E.cf = nc;
+	nc->refs = 0;
+	if (oc->refs == 0)
+		free(oc);	/* else the last of its connections frees it */
+	E.reload_ok++;
+	logmsg("reload ok listeners=%d conns=%d%s", nc->nl, E.nconn,
+	    bad ? " (with errors above: those listeners are closed)" : "");
+}
+
+/* SIGUSR1: the counters of the status endpoint, one line per listener. */
+static void
+log_stats(void)
+{
+	const struct stats *st;
+	char closes[NCLOSE * 24];
+	size_t k;
+	int i, w;
+
+	logmsg("stats uptime=%llds conns=%d max_conns=%d buffers=%d "
+	    "reloads=%llu reload_failures=%llu", (long long)(E.now - E.start) /
+	    1000, E.nconn, E.maxc, E.nbuf, (unsigned long long)E.reload_ok,
+	    (unsigned long long)E.reload_failed);
+	for (i = 0; i < MAX_STATS; i++) {
+		st = &E.stats[i];
+		if (!st->named && st->active == 0)
+			continue;
+		closes[0] = '\0';
+		for (k = 0, w = 0; w < NCLOSE; w++)
+			if (st->why[w] > 0)
+				k += (size_t)snprintf(closes + k,
+				    sizeof(closes) - k, " %s=%llu", why_name[w],
+				    (unsigned long long)st->why[w]);
+		logmsg("stats l=%s active=%llu total=%llu denied=%llu "
+		    "per_ip_limit=%llu up=%llu down=%llu dns_failures=%llu "
+		    "connect_failures=%llu%s", st->name,
+		    (unsigned long long)st->active,
+		    (unsigned long long)st->total,
+		    (unsigned long long)st->why[W_DENIED],
+		    (unsigned long long)st->why[W_PER_IP],
+		    (unsigned long long)st->up, (unsigned long long)st->down,
+		    (unsigned long long)(st->why[W_DNS_FAILED] +
+		    st->why[W_DNS_TIMEOUT]),
+		    (unsigned long long)st->connect_failed, closes);
+	}
+}
+
+/* A growing text buffer for the metrics page; on ENOMEM p becomes NULL. */
+struct text {
+	char *p;
+	size_t n, cap;
+};
+
+static void
+text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	size_t need;
+	char *q;
+	int r;
+
+	if (t->p == NULL && t->cap != 0)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		r = vsnprintf(t->p ? t->p + t->n : NULL, t->p ? t->cap - t->n :
+		    0, fmt, ap);
+		va_end(ap);
+		if (r < 0)
+			return;
+		need = t->n + (size_t)r + 1;
+		if (t->p != NULL && need <= t->cap) {
+			t->n += (size_t)r;
+			return;
+		}
+		t->cap = need > 2 * t->cap ? need + 4096 : 2 * t->cap;
+		if ((q = realloc(t->p, t->cap)) == NULL) {
+			free(t->p);
+			t->p = NULL;
+			return;
+		}
+		t->p = q;
+	}
+}
+
+char *
+edge_metrics(size_t *len)
+{
+	struct text t = { NULL, 0, 0 };
+	const struct stats *st;
+	int i, w, up;
+
+#define FAMILY(name, type, help) text_add(&t, "# HELP " name " " help \
+    "\n# TYPE " name " " type "\n")
+#define EACH for (i = 0; i < MAX_STATS; i++) \
+	if ((st = &E.stats[i])->named || st->active > 0)
+	FAMILY("edge_connections_active", "gauge",
+	    "Connections open now (client side accepted, not yet closed).");
+	EACH text_add(&t, "edge_connections_active{listener=\"%s\"} %llu\n",
+	    st->name, (unsigned long long)st->active);
+	FAMILY("edge_connections_total", "counter",
+	    "Connections accepted, refused ones included.");
+	EACH text_add(&t, "edge_connections_total{listener=\"%s\"} %llu\n",
+	    st->name, (unsigned long long)st->total);
+	FAMILY("edge_connections_refused_total", "counter",
+	    "Connections closed at accept by allow/deny or max_conns_per_ip.");
+	EACH for (w = NCLOSE; w < NWHY; w++)
+		text_add(&t, "edge_connections_refused_total{listener=\"%s\","
+		    "reason=\"%s\"} %llu\n", st->name, why_name[w],
+		    (unsigned long long)st->why[w]);
+	FAMILY("edge_connections_closed_total", "counter",
+	    "Connections ended after accept, by the why= of their log line.");
+	EACH for (w = 0; w < NCLOSE; w++)
+		text_add(&t, "edge_connections_closed_total{listener=\"%s\","
+		    "why=\"%s\"} %llu\n", st->name, why_name[w],
+		    (unsigned long long)st->why[w]);
+	FAMILY("edge_bytes_total", "counter",
+	    "Bytes relayed: up is client to upstream, down the reverse.");
+	EACH text_add(&t, "edge_bytes_total{listener=\"%s\",direction=\"up\"} "
+	    "%llu\nedge_bytes_total{listener=\"%s\",direction=\"down\"} %llu\n",
+	    st->name, (unsigned long long)st->up, st->name,
+	    (unsigned long long)st->down);
+	FAMILY("edge_dns_failures_total", "counter",
+	    "Upstream lookups that failed or timed out.");
+	EACH text_add(&t, "edge_dns_failures_total{listener=\"%s\"} %llu\n",
+	    st->name, (unsigned long long)(st->why[W_DNS_FAILED] +
+	    st->why[W_DNS_TIMEOUT]));
+	FAMILY("edge_connect_failures_total", "counter",
+	    "Upstream connect attempts that failed, one per address tried.");
+	EACH text_add(&t, "edge_connect_failures_total{listener=\"%s\"} %llu\n",
+	    st->name, (unsigned long long)st->connect_failed);
+	FAMILY("edge_listener_up", "gauge",
+	    "1 if the listener's socket is open (0: its bind failed).");
+	for (i = 0; i < E.cf->nl; i++) {
+		up = E.lfd[i] != -1 && !E.draining;
+		text_add(&t, "edge_listener_up{listener=\"%s\"} %d\n",
+		    E.cf->l[i].name, up);
+	}
+#undef EACH
+#undef FAMILY
+	text_add(&t, "# HELP edge_reloads_total Configuration reloads (SIGHUP)."
+	    "\n# TYPE edge_reloads_total counter\n"
+	    "edge_reloads_total{result=\"ok\"} %llu\n"
+	    "edge_reloads_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)E.reload_ok,
+	    (unsigned long long)E.reload_failed);
+	text_add(&t, "# HELP edge_max_conns Connections edge will hold.\n"
+	    "# TYPE edge_max_conns gauge\nedge_max_conns %d\n", E.maxc);
+	text_add(&t, "# HELP edge_buffers Relay buffers allocated (%d bytes "
+	    "each).\n# TYPE edge_buffers gauge\nedge_buffers %d\n",
+	    (int)sizeof(struct buf), E.nbuf);
+	text_add(&t, "# HELP edge_uptime_seconds Seconds since edge started.\n"
+	    "# TYPE edge_uptime_seconds gauge\nedge_uptime_seconds %lld.%03lld\n",
+	    (long long)(now_ms() - E.start) / 1000,
+	    (long long)(now_ms() - E.start) % 1000);
+	text_add(&t, "# HELP edge_info The running version.\n"
+	    "# TYPE edge_info gauge\nedge_info{version=\"%s\"} 1\n",
+	    EDGE_VERSION);
+	*len = t.n;
+	return t.p;
+}
+
+/* SIGTERM or SIGINT: stop accepting, let connections finish. */
+static void
+drain(int sig)
+{
+	const char *name = sig == SIGTERM ? "TERM" : "INT";
+	int i;
+
+	if (E.draining) {
+		logmsg("stop signal=%s again: closing %d connections now",
+		    name, E.nconn);
+		E.stop = 1;
+		return;
+	}
+	logmsg("drain signal=%s conns=%d timeout=%lldms", name, E.nconn,
+	    (long long)E.cf->drain_ms);
+	E.draining = 1;
+	E.drain_end = E.now + E.cf->drain_ms;
+	/* Closed, not just unpolled: new clients are refused by the
+	 * kernel at once instead of waiting in a backlog nobody reads. */
+	for (i = 0; i < E.cf->nl; i++) {
+		if (E.lfd[i] != -1)
+			close(E.lfd[i]);
+		E.lfd[i] = -1;
+	}
+	if (E.sfd != -1)
+		close(E.sfd);
+	E.sfd = -1;
+}
+
 static void
 handle_signals(void)
 {
@@ -777,15 +1471,13 @@ handle_signals(void)
 	ssize_t i, n;
 
 	while ((n = read(E.sigp[0], b, sizeof(b))) > 0) {
-		for (i = 0; i < n; i++) {
-			if (b[i] == SIGTERM || b[i] == SIGINT) {
-				logmsg("stop signal=%s conns=%d",
-				    b[i] == SIGTERM ? "TERM" : "INT", E.nconn);
-				E.stop = 1;
-			} else if (b[i] == SIGHUP) {
-				logmsg("hup ignored: reload is not implemented "
-				    "yet; restart to apply a new config");
-			}
+		for (i = 0; i < n && !E.stop; i++) {
+			if (b[i] == SIGTERM || b[i] == SIGINT)
+				drain(b[i]);
+			else if (b[i] == SIGHUP && !E.draining)
+				reload();
+			else if (b[i] == SIGUSR1)
+				log_stats();
 		}
 	}
 }
@@ -799,15 +1491,26 @@ build_pollset(int *tmo)
 	int i, n, side, on;
 	short ev;
 
-	on = E.nconn < E.maxc && E.now >= E.accept_resume && !E.stop;
+	on = E.nconn < E.maxc && E.now >= E.accept_resume;
 	if (!on && E.accept_resume > E.now)
 		next = E.accept_resume;
+	if (E.draining && E.drain_end < next)
+		next = E.drain_end;
+	if (E.rl_dropped > 0 && E.rl_t + 1000 < next)
+		next = E.rl_t + 1000;
+	E.pfd[PFD_STATUS].fd = E.now >= E.accept_resume && !status_full() ?
+	    E.sfd : -1;
+	E.pfd[PFD_STATUS].events = POLLIN;
+	E.pfd[PFD_STATUS].revents = 0;
 	n = PFD_LISTENERS;
-	for (i = 0; i < E.cf->nl; i++, n++) {
+	E.pnl = E.draining ? 0 : E.cf->nl;
+	for (i = 0; i < E.pnl; i++, n++) {
 		E.pfd[n].fd = on ? E.lfd[i] : -1;
 		E.pfd[n].events = POLLIN;
 		E.pfd[n].revents = 0;
 	}
+	E.pns = status_pollfds(E.pfd + n, &next);
+	n += E.pns;
 	for (i = 0; i < E.nconn; i++) {
 		c = &E.conns[E.live[i]];
 		if (c->deadline < next)
@@ -838,7 +1541,7 @@ service_conns(int n)
 	short rev[2];
 	int i, slot;
 
-	for (i = PFD_LISTENERS + E.cf->nl; i < n; ) {
+	for (i = PFD_LISTENERS + E.pnl + E.pns; i < n; ) {
 		slot = E.pmap[i] / 2;
 		rev[CLI] = rev[UPS] = 0;
 		for (; i < n && E.pmap[i] / 2 == slot; i++)
@@ -863,96 +1566,84 @@ run(void)
 			die(1, "poll:");
 		}
 		E.now = now_ms();
-		if (E.pfd[PFD_SIGNAL].revents)
-			handle_signals();
 		if (E.pfd[PFD_RESOLVER].revents)
 			resolve_collect();
+		status_service(E.pfd + PFD_LISTENERS + E.pnl, E.pns, E.now);
 		service_conns(n);
-		for (i = 0; i < E.cf->nl && !E.stop; i++)
+		for (i = 0; i < E.pnl; i++)
 			if (E.pfd[PFD_LISTENERS + i].revents & POLLIN)
 				accept_ready(i);
+		if ((E.pfd[PFD_STATUS].revents & POLLIN) &&
+		    status_accept(E.sfd, E.now) == -1)
+			fd_pause("status", errno);
 		expire();
+		refuse_flush();
+		/* Last: a reload may replace the listeners polled above. */
+		if (E.pfd[PFD_SIGNAL].revents)
+			handle_signals();
+		if (E.draining && (E.nconn == 0 || E.now >= E.drain_end))
+			E.stop = 1;
 	}
+	n = E.nconn;
 	while (E.nconn > 0)
-		conn_close(&E.conns[E.live[E.nconn - 1]], "shutdown", 0, NULL);
-	logmsg("stopped");
-}
-
-static const char *
-target_fmt(const struct target *t, char *buf, size_t n)
-{
-	int v6 = strchr(t->host, ':') != NULL;
-
-	if (t->host[0] == '\0')
-		snprintf(buf, n, "(close)");
-	else
-		snprintf(buf, n, "%s%s%s:%s", v6 ? "[" : "", t->host,
-		    v6 ? "]" : "", t->port);
-	return buf;
+		conn_close(&E.conns[E.live[E.nconn - 1]], W_SHUTDOWN, 0, NULL);
+	status_close_all();
+	logmsg("stopped closed=%d", n);
 }
 
 /*
- * One line per listener, "listening smtp on [::]:25 (v4+v6) -> mx:25 ...",
- * then one per SNI route, in the order they are tried.
+ * user = NAME | UID[:GID]: after binding, drop supplementary groups, the
+ * gid, then the uid, and check that root cannot be had back.  Any failure
+ * ends the process: a proxy told to drop root never runs on as root.
  */
 static void
-describe(const char *what, const struct listener *l, const union sa *a)
+drop_privileges(const struct runas *u)
 {
-	char buf[SA_FMT_LEN], t[HOST_MAX_LEN + 16];
-	const struct route *r;
-	int i;
+	struct passwd *pw = NULL;
+	uid_t uid;
+	gid_t gid;
 
-	logmsg("%s %s on %s%s -> %s proxy=%s prefer=%s connect_timeout=%lldms "
-	    "idle_timeout=%lldms", what, l->name, sa_fmt(a, buf, sizeof(buf)),
-	    l->dual && a->sa.sa_family == AF_INET6 ? " (v4+v6)" : "",
-	    target_fmt(&l->up, t, sizeof(t)),
-	    l->proxy == PROXY_V2 ? "v2" : l->proxy == PROXY_V1 ? "v1" : "off",
-	    l->prefer == PREFER_IPV4 ? "ipv4" : l->prefer == PREFER_IPV6 ?
-	    "ipv6" : "system", (long long)l->connect_ms,
-	    (long long)l->idle_ms);
-	for (i = 0; i < l->nr; i++) {
-		r = &E.cf->r[l->r0 + i];
-		logmsg("route %s sni=%s -> %s", l->name, r->text,
-		    target_fmt(&r->t, t, sizeof(t)));
+	if (!u->set)
+		return;
+	if (u->name[0] != '\0') {
+		errno = 0;
+		if ((pw = getpwnam(u->name)) == NULL)
+			die(1, "user %s: no such user in /etc/passwd (a "
+			    "scratch image has none: write user = UID:GID)",
+			    u->name);
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		if (uid == 0)
+			die(1, "user %s: is root; leave user unset to keep "
+			    "running as root", u->name);
+	} else {
+		uid = (uid_t)u->uid;
+		if (u->gid >= 0)
+			gid = (gid_t)u->gid;
+		else if ((pw = getpwuid(uid)) != NULL)
+			gid = pw->pw_gid;
+		else
+			gid = (gid_t)u->uid;
 	}
-	if (l->nr > 0)
-		logmsg("route %s sni=(other) -> %s sni_timeout=%lldms", l->name,
-		    target_fmt(&l->up, t, sizeof(t)), (long long)l->sni_ms);
-}
-
-/* Open, bind and listen; on failure die naming the listener. */
-static int
-listen_on(const struct listener *l)
-{
-	union sa a = l->addr;
-	socklen_t len;
-	int fd, on = 1, off = 0;
-	char buf[SA_FMT_LEN];
-
-	fd = socket(a.sa.sa_family, SOCK_STREAM, 0);
-	if (fd == -1 && l->dual && errno == EAFNOSUPPORT) {
-		/* No IPv6 in this kernel: ":PORT" means all IPv4. */
-		memset(&a, 0, sizeof(a));
-		a.in.sin_family = AF_INET;
-		a.in.sin_port = l->addr.in6.sin6_port;
-		fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (getuid() == uid && geteuid() == uid && getgid() == gid &&
+	    getegid() == gid) {
+		logmsg("user uid=%ld gid=%ld (already)", (long)uid, (long)gid);
+		return;
 	}
-	if (fd == -1)
-		die(1, "listen %s: socket:", l->name);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (a.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
-	    IPV6_V6ONLY, l->dual ? &off : &on, sizeof(on)) == -1)
-		die(1, "listen %s: IPV6_V6ONLY:", l->name);
-	if (bind(fd, &a.sa, sa_len(&a)) == -1)
-		die(1, "listen %s: bind %s:", l->name,
-		    sa_fmt(&a, buf, sizeof(buf)));
-	if (listen(fd, 1024) == -1 || set_nonblock(fd) == -1)
-		die(1, "listen %s:", l->name);
-	len = sizeof(a);
-	if (getsockname(fd, &a.sa, &len) == -1)
-		die(1, "listen %s: getsockname:", l->name);
-	describe("listening", l, &a);
-	return fd;
+	if (setgroups(0, NULL) == -1)
+		die(1, "user: cannot drop supplementary groups (not started as "
+		    "root?); refusing to run as uid=%ld: setgroups:",
+		    (long)getuid());
+	if (setgid(gid) == -1)
+		die(1, "user: setgid %ld:", (long)gid);
+	if (setuid(uid) == -1)
+		die(1, "user: setuid %ld:", (long)uid);
+	if (setuid(0) != -1 || seteuid(0) != -1 || setgid(0) != -1 ||
+	    getuid() != uid || geteuid() != uid || getgid() != gid ||
+	    getegid() != gid)
+		die(1, "user: root could be regained after dropping to uid=%ld "
+		    "gid=%ld; refusing to run", (long)uid, (long)gid);
+	logmsg("user uid=%ld gid=%ld", (long)uid, (long)gid);
 }
 
 static void
@@ -960,19 +1651,25 @@ setup(void)
 {
 	struct sigaction sa;
 	struct rlimit rl;
+	struct timespec ts;
+	char err[1024];
+	union sa a;
+	size_t nip;
 	int i, spare;
 
+	E.start = now_ms();
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	/*
-	 * Two fds per connection; the rest are stdio, two pipes, listeners
-	 * and room for the resolver threads' own sockets and files.  Past
-	 * this cap clients wait in the backlog instead of failing.
+	 * Two fds per connection; the rest are stdio, two pipes, listeners,
+	 * status clients and room for the resolver threads' own sockets and
+	 * files.  Past this cap clients wait in the backlog instead of
+	 * failing.
 	 */
 	E.maxc = E.cf->max_conns;
-	spare = 3 + 4 + E.cf->nl + 32;
+	spare = 3 + 4 + E.cf->nl + 32 + (E.cf->status ? 1 + STATUS_MAX : 0);
 	/* Read the limit again: the raise above may have been refused. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
 	    && (rlim_t)(2 * E.maxc + spare) > rl.rlim_cur) {
@@ -996,18 +1693,26 @@ setup(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 
 	if ((E.resfd = resolve_init()) == -1)
 		die(1, "resolver:");
 
+	/* Per-address counts: at most one entry per connection, half full. */
+	for (nip = 16; nip < 2 * (size_t)E.maxc; nip *= 2)
+		;
+	E.ipmask = (uint32_t)nip - 1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	E.ipseed = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u ^
+	    (uint32_t)getpid() << 16;
+	E.ipt = calloc(nip, sizeof(*E.ipt));
 	E.conns = calloc((size_t)E.maxc, sizeof(*E.conns));
 	E.live = calloc((size_t)E.maxc, sizeof(int));
 	E.freeslot = calloc((size_t)E.maxc, sizeof(int));
-	E.pfd = calloc((size_t)(PFD_LISTENERS + E.cf->nl + 2 * E.maxc),
-	    sizeof(*E.pfd));
-	E.pmap = calloc((size_t)(PFD_LISTENERS + E.cf->nl + 2 * E.maxc),
-	    sizeof(int));
-	if (!E.conns || !E.live || !E.freeslot || !E.pfd || !E.pmap)
+	nip = PFD_LISTENERS + MAX_LISTENERS + STATUS_MAX + 2 * (size_t)E.maxc;
+	E.pfd = calloc(nip, sizeof(*E.pfd));
+	E.pmap = calloc(nip, sizeof(int));
+	if (!E.ipt || !E.conns || !E.live || !E.freeslot || !E.pfd || !E.pmap)
 		die(1, "max_conns=%d: out of memory", E.maxc);
 	for (i = 0; i < E.maxc; i++) {
 		E.conns[i].s[CLI].fd = E.conns[i].s[UPS].fd = -1;
@@ -1019,8 +1724,24 @@ setup(void)
 	E.pfd[PFD_RESOLVER].fd = E.resfd;
 	E.pfd[PFD_RESOLVER].events = POLLIN;
 
-	for (i = 0; i < E.cf->nl; i++)
-		E.lfd[i] = listen_on(&E.cf->l[i]);
+	for (i = 0; i < E.cf->nl; i++) {
+		E.lsid[i] = stats_slot(E.cf->l[i].name);
+		E.stats[E.lsid[i]].named = 1;
+		E.lfd[i] = open_listener(E.cf->l[i].name, &E.cf->l[i].addr,
+		    E.cf->l[i].dual, &E.laddr[i], err, sizeof(err));
+		if (E.lfd[i] == -1)
+			die(1, "%s", err);
+		describe("listening", E.cf, &E.cf->l[i], &E.laddr[i]);
+	}
+	E.sfd = -1;
+	if (E.cf->status) {
+		E.sfd = open_listener("status", &E.cf->status_addr,
+		    E.cf->status_dual, &a, err, sizeof(err));
+		if (E.sfd == -1)
+			die(1, "%s", err);
+		logmsg("status on %s", sa_fmt(&a, err, sizeof(err)));
+	}
+	drop_privileges(&E.cf->user);
 	logmsg("start version=%s conf=%s listeners=%d max_conns=%d",
 	    EDGE_VERSION, E.confpath, E.cf->nl, E.maxc);
 }
@@ -1030,9 +1751,12 @@ usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 	    "usage: edge [-t] [-c FILE]\n"
+	    "       edge probe HOST:PORT\n"
 	    "  -c FILE  configuration (default /etc/edge/edge.conf)\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -V       print the version\n"
+	    "  probe    ask the status endpoint at HOST:PORT; exit 0 if it "
+	    "answers 200\n"
 	    "exit: 0 ok, 1 runtime or system failure, 2 usage or config "
 	    "error\n");
 	exit(code);
@@ -1044,6 +1768,11 @@ main(int argc, char **argv)
 	char err[1024];
 	int ch, test = 0;
 
+	if (argc >= 2 && strcmp(argv[1], "probe") == 0) {
+		if (argc != 3)
+			usage(2);
+		return status_probe(argv[2]);
+	}
 	E.confpath = "/etc/edge/edge.conf";
 	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
 		switch (ch) {
@@ -1071,7 +1800,8 @@ main(int argc, char **argv)
 		die(2, "%s", err);
 	if (test) {
 		for (ch = 0; ch < E.cf->nl; ch++)
-			describe("listener", &E.cf->l[ch], &E.cf->l[ch].addr);
+			describe("listener", E.cf, &E.cf->l[ch],
+			    &E.cf->l[ch].addr);
 		logmsg("%s: ok, %d listener%s", E.confpath, E.cf->nl,
 		    E.cf->nl == 1 ? "" : "s");
 		return 0;

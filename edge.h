@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,17 @@ struct route {
 };
 
 /*
+ * An allow or deny entry: the first `bits` bits of a[] (4 bytes used for
+ * AF_INET, 16 for AF_INET6).  Host bits past the prefix are zero.
+ */
+struct cidr {
+	unsigned char fam;		/* AF_INET or AF_INET6 */
+	unsigned char bits;
+	unsigned char deny;		/* 1: deny, 0: allow */
+	unsigned char a[16];
+};
+
+/*
  * One listener as configured.  Timeouts are in milliseconds; every value
  * here is final (per-listener overrides already merged with the globals).
  */
@@ -68,15 +80,33 @@ struct listener {
 	int64_t dns_ms;			/* whole lookup */
 	int64_t idle_ms;		/* 0: no idle timeout */
 	int64_t sni_ms;			/* to receive the ClientHello */
+	int c0, nc;			/* its allow/deny: conf.c[c0 .. c0+nc) */
+	int nallow;			/* how many of those are allow */
+	int max_per_ip;			/* concurrent per client address; 0 off */
 };
 
 #define MAX_ROUTES	256
+#define MAX_CIDRS	1024
+
+/* user = NAME | UID[:GID]: who to run as after binding. */
+struct runas {
+	int set;			/* 0: stay who we are */
+	char name[64];			/* "" when given as numbers */
+	long uid, gid;			/* gid -1: the user's own, or uid */
+};
 
 struct conf {
+	int refs;			/* connections using it (edge.c) */
 	int max_conns;
-	int nl, nr;
+	int64_t drain_ms;		/* after SIGTERM; 0: close at once */
+	struct runas user;
+	int status;			/* status.listen is set */
+	union sa status_addr;
+	int status_dual;
+	int nl, nr, nc;
 	struct listener l[MAX_LISTENERS];
 	struct route r[MAX_ROUTES];
+	struct cidr c[MAX_CIDRS];
 };
 
 /*
@@ -96,6 +126,14 @@ int conf_load(const char *path, struct conf *out, char *err, size_t errlen);
  */
 const struct route *conf_route(const struct conf *cf,
     const struct listener *l, const char *name);
+
+/*
+ * conf_allowed(cf, l, a): may a client from a (already unmapped) connect
+ * to l?  Refused if it matches a deny entry, or if l has allow entries and
+ * it matches none.
+ */
+int conf_allowed(const struct conf *cf, const struct listener *l,
+    const union sa *a);
 
 /* sa_len(a): the length to pass to bind/connect for a. */
 socklen_t sa_len(const union sa *a);
@@ -167,5 +205,28 @@ int resolve_start(int slot, uint32_t gen, const char *host,
  */
 int resolve_next(int *slot, uint32_t *gen, struct addrs **a,
     const char **err);
+
+/*
+ * The status endpoint (status.c), driven by edge.c's poll loop: at most
+ * STATUS_MAX clients at a time, each answered once and closed.
+ * status_accept(lfd, now): take waiting clients while slots are free;
+ * -1 with errno on a failure worth pausing for (EMFILE and kin).
+ * status_full(): no slot is free (do not poll the listener).
+ * status_pollfds(p, &next): fill p (STATUS_MAX entries) for the clients;
+ * lowers *next to the earliest deadline.  Returns the count.
+ * status_service(p, n, now): act on the revents of those n entries, and
+ * close clients past their deadline.
+ * status_probe("HOST:PORT"): `edge probe`; the exit code: 0 on a 200.
+ */
+#define STATUS_MAX	8
+int status_accept(int lfd, int64_t now);
+int status_full(void);
+int status_pollfds(struct pollfd *p, int64_t *next);
+void status_service(const struct pollfd *p, int n, int64_t now);
+void status_close_all(void);
+int status_probe(const char *hostport);
+
+/* edge_metrics(&len): the counters as Prometheus text, malloc'd, or NULL. */
+char *edge_metrics(size_t *len);
 
 #endif

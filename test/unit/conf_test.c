@@ -3,6 +3,7 @@
  * Vectors for conf_parse(): the values a good file yields, and for each bad
  * file the exact message an operator reads.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,13 +109,15 @@ main(void)
 	    "not a duration (e.g. 30m, 1800s, 500ms; at most 7 days)");
 	bad(L "smtp.lisen = :25\n", "edge.conf:3: smtp.lisen: unknown listener "
 	    "key (known: listen, upstream, sni, proxy, prefer, "
-	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout)");
+	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
+	    "max_conns_per_ip)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
-	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout)");
+	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
+	    "max_conns_per_ip)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
-	    "max_conns, upstream_host)");
+	    "max_conns, upstream_host, drain_timeout, user)");
 	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
 	    "already set on line 3");
 	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
@@ -164,7 +167,8 @@ main(void)
 	    "e.listen = 127.0.0.1:0\ne.upstream = mx:25\n", NULL);
 	bad(L "smtp.upstream2 = x\n", "edge.conf:3: smtp.upstream2: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
-	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout)");
+	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
+	    "max_conns_per_ip)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -268,6 +272,91 @@ main(void)
 	bad("web.listen = :443\nweb.sni_timeout = soon\nweb.upstream = a:1\n",
 	    "edge.conf:2: web.sni_timeout: \"soon\" is not a duration (e.g. "
 	    "30m, 1800s, 500ms; at most 7 days)");
+
+	/* Day-to-day keys: drain, user, status, allow/deny, per-IP cap. */
+	{
+		const char *ops =
+		    "drain_timeout = 3s\n"
+		    "user = 65534:65533\n"
+		    "status.listen = 127.0.0.1:9901\n"
+		    "sub.listen = :587\n"
+		    "sub.upstream = mx:587\n"
+		    "sub.allow = 100.64.0.0/10 fd7a:115c:a1e0::/48\n"
+		    "sub.deny = 100.64.0.9\n"
+		    "sub.allow = 127.0.0.0/8\n"
+		    "sub.max_conns_per_ip = 3\n"
+		    "smtp.listen = :25\n"
+		    "smtp.upstream = mx:25\n"
+		    "smtp.deny = 192.0.2.0/24 2001:db8::/32\n";
+		static const struct { const char *a; int l, ok; } acl[] = {
+			{ "100.64.0.1", 0, 1 }, { "100.127.255.255", 0, 1 },
+			{ "100.128.0.0", 0, 0 }, { "100.64.0.9", 0, 0 },
+			{ "127.0.0.2", 0, 1 }, { "10.0.0.1", 0, 0 },
+			{ "fd7a:115c:a1e0::5", 0, 1 }, { "fd7a:115c:a1e1::", 0, 0 },
+			{ "::1", 0, 0 },
+			{ "192.0.2.77", 1, 0 }, { "192.0.3.1", 1, 1 },
+			{ "2001:db8:1::1", 1, 0 }, { "2001:db9::1", 1, 1 },
+		};
+		union sa a;
+		size_t i;
+
+		if (conf_parse(ops, strlen(ops), "edge.conf", &cf, err,
+		    sizeof(err)) != 0) {
+			printf("FAIL ops config: %s\n", err);
+			return 1;
+		}
+		check(cf.drain_ms == 3000 && cf.user.set && cf.user.uid ==
+		    65534 && cf.user.gid == 65533 && cf.user.name[0] == '\0',
+		    "drain_timeout, numeric user:group", "");
+		check(cf.status && cf.nl == 2 &&
+		    cf.status_addr.in.sin_port == htons(9901),
+		    "status.listen is not a listener", "");
+		check(cf.l[0].nc == 4 && cf.l[0].nallow == 3 &&
+		    cf.l[0].max_per_ip == 3 && cf.l[1].nc == 2 &&
+		    cf.l[1].nallow == 0 && cf.l[1].max_per_ip == 0,
+		    "allow and deny lists, max_conns_per_ip", "");
+		for (i = 0; i < sizeof(acl) / sizeof(acl[0]); i++) {
+			memset(&a, 0, sizeof(a));
+			if (inet_pton(AF_INET, acl[i].a, &a.in.sin_addr) == 1)
+				a.sa.sa_family = AF_INET;
+			else if (inet_pton(AF_INET6, acl[i].a,
+			    &a.in6.sin6_addr) == 1)
+				a.sa.sa_family = AF_INET6;
+			check(conf_allowed(&cf, &cf.l[acl[i].l], &a) ==
+			    acl[i].ok, acl[i].a, acl[i].ok ? "should pass" :
+			    "should be refused");
+		}
+	}
+	bad(L "drain_timeout = 0\n", NULL);
+	bad(L "user = nobody\n", NULL);
+	bad(L "user = 0\n", "edge.conf:3: user: \"0\" is root; leave user "
+	    "unset to keep running as root");
+	bad(L "user = 1000:x\n", "edge.conf:3: user: \"1000:x\" is not a user "
+	    "name, UID or UID:GID");
+	bad(L "user = no body\n", "edge.conf:3: user: \"no body\" is not a "
+	    "user name, UID or UID:GID");
+	bad(L "smtp.allow = 10.0.0.1/8\n", "edge.conf:3: smtp.allow: "
+	    "\"10.0.0.1/8\" has bits set past /8 (the network is written "
+	    "with them zero)");
+	bad(L "smtp.deny = 10.0.0.0/33\n", "edge.conf:3: smtp.deny: "
+	    "\"10.0.0.0/33\" is not an address or CIDR (e.g. 100.64.0.0/10, "
+	    "fd7a:115c:a1e0::/48)");
+	bad(L "smtp.deny = 10.0.0.0/8 mail.example\n", "edge.conf:3: "
+	    "smtp.deny: \"mail.example\" is not an address or CIDR (e.g. "
+	    "100.64.0.0/10, fd7a:115c:a1e0::/48)");
+	bad(L "smtp.allow = ::/0\nsmtp.allow = 0.0.0.0/0\n", NULL);
+	bad(L "smtp.max_conns_per_ip = -1\n", "edge.conf:3: "
+	    "smtp.max_conns_per_ip: \"-1\" is not a number from 0 to 1000000");
+	bad(L "smtp.max_conns_per_ip = 0\n", NULL);
+	bad(L "status.upstream = x:1\n", "edge.conf:3: status.upstream: "
+	    "unknown key (\"status\" is reserved for the status endpoint; "
+	    "its one key is status.listen)");
+	bad(L "status.listen = 127.0.0.1:2525\n", "edge.conf:3: status.listen: "
+	    "\"127.0.0.1:2525\" is already used by smtp (line 1)");
+	bad(L "status.listen = 127.0.0.1:1\nstatus.listen = 127.0.0.1:2\n",
+	    "edge.conf:4: status.listen: already set on line 3");
+	bad("status.listen = 127.0.0.1:9901\n", "edge.conf:1: no listener is "
+	    "defined (e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
 
 	printf("%s: %d failed\n", __FILE__, fails);
 	return fails != 0;
