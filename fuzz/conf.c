@@ -4,6 +4,7 @@
  * a libFuzzer target; linked with replay.c it replays a corpus in `make test`.  A parse must end in 0 or -1 with a message,
  * and a success must leave a configuration edge could run.
  */
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +16,10 @@ int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	static struct conf cf;
+	const struct cidr *c;
+	union sa a;
 	char err[1024];
-	int i, rc;
+	int i, j, rc;
 
 	err[0] = '\0';
 	rc = conf_parse((const char *)data, size, "fuzz.conf", &cf, err,
@@ -34,7 +37,31 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 				abort();
 			if (cf.l[i].r0 + cf.l[i].nr > cf.nr)
 				abort();
+			/* Allow and deny stay inside the table, allow first;
+			 * every entry matches its own network address. */
+			if (cf.l[i].c0 + cf.l[i].nc > cf.nc ||
+			    cf.l[i].nallow > cf.l[i].nc || cf.l[i].max_per_ip < 0)
+				abort();
+			for (j = 0; j < cf.l[i].nc; j++) {
+				c = &cf.c[cf.l[i].c0 + j];
+				if ((c->fam != AF_INET && c->fam != AF_INET6) ||
+				    c->bits > (c->fam == AF_INET ? 32 : 128) ||
+				    c->deny != (j >= cf.l[i].nallow))
+					abort();
+				memset(&a, 0, sizeof(a));
+				a.sa.sa_family = c->fam;
+				if (c->fam == AF_INET)
+					memcpy(&a.in.sin_addr, c->a, 4);
+				else
+					memcpy(&a.in6.sin6_addr, c->a, 16);
+				if (conf_allowed(&cf, &cf.l[i], &a) == c->deny &&
+				    c->deny)
+					abort();	/* a deny that lets it in */
+			}
 		}
+		if (cf.drain_ms < 0 || (cf.user.set && cf.user.name[0] == '\0' &&
+		    cf.user.uid <= 0))
+			abort();
 		for (i = 0; i < cf.nr; i++)
 			if (cf.r[i].t.host[0] == '\0' || cf.r[i].pat[0] == '\0')
 				abort();
