@@ -1182,6 +1182,10 @@ reload(void)
 		if ((nsid[i] = stats_slot(nc->l[i].name)) == -1) {
 			logmsg("reload failed: no room for the counters of "
 			    "%s; still running the old config", nc->l[i].name);
+			for (j = 0; j < MAX_STATS; j++)
+				E.stats[j].named = 0;
+			for (j = 0; j < oc->nl; j++)
+				E.stats[E.lsid[j]].named = 1;
 			free(nc);
 			E.reload_failed++;
 			return;
@@ -1474,7 +1478,9 @@ handle_signals(void)
 		for (i = 0; i < n && !E.stop; i++) {
 			if (b[i] == SIGTERM || b[i] == SIGINT)
 				drain(b[i]);
-			else if (b[i] == SIGHUP && !E.draining)
+			else if (b[i] == SIGHUP && E.draining)
+				logmsg("hup ignored: draining");
+			else if (b[i] == SIGHUP)
 				reload();
 			else if (b[i] == SIGUSR1)
 				log_stats();
