@@ -10,8 +10,9 @@ LDFLAGS  =
 LDLIBS   = -lpthread
 -include config.mk
 
-SRC = edge.c conf.c proxyv2.c resolve.c sni.c
+SRC = edge.c conf.c proxyv2.c resolve.c sni.c status.c
 OBJ = edge.o conf.o proxyv2.o resolve.o sni.o status.o
+STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
 REPLAY = fuzz/conf_replay fuzz/sni_replay
 FUZZ_CC = clang
@@ -24,9 +25,10 @@ edge: $(OBJ)
 
 $(OBJ): edge.h Makefile
 
+# A stripped static binary (STATIC=path to write it elsewhere).
 static:
-	$(MUSL_CC) $(CPPFLAGS) $(CFLAGS) -Os -g0 -static -s -o edge $(SRC) $(LDLIBS)
-	@echo "edge: static, $$(wc -c < edge) bytes"
+	$(MUSL_CC) $(CPPFLAGS) $(CFLAGS) -Os -g0 -static -s -o $(STATIC) $(SRC) $(LDLIBS)
+	@echo "$(STATIC): static, $$(wc -c < $(STATIC)) bytes"
 
 test/unit/conf_test: test/unit/conf_test.c conf.c proxyv2.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/conf_test.c conf.c proxyv2.c
@@ -67,10 +69,16 @@ check-werror:
 	$(MAKE) clean
 	$(MAKE) CC=clang CFLAGS="$(CFLAGS) -Werror" edge $(UNIT) $(REPLAY)
 
+# The binary (dynamic, or static after `make static`), the sample config
+# and README as documentation, and the systemd unit pointing at this PREFIX.
 install: edge
-	mkdir -p $(DESTDIR)$(PREFIX)/bin
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/edge \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system
 	cp edge $(DESTDIR)$(PREFIX)/bin/edge
 	chmod 755 $(DESTDIR)$(PREFIX)/bin/edge
+	cp edge.conf README.md $(DESTDIR)$(PREFIX)/share/doc/edge/
+	sed 's|/usr/local/|$(PREFIX)/|g' edge.service \
+	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/edge.service
 
 clean:
 	rm -f edge $(OBJ) $(UNIT) $(REPLAY) fuzz/conf_fuzz fuzz/sni_fuzz
