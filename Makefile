@@ -71,7 +71,8 @@ check-werror:
 
 # The binary (dynamic, or static after `make static`), the sample config
 # and README as documentation, and the systemd unit pointing at this PREFIX.
-install: edge
+install:
+	test -x edge || $(MAKE) edge
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/edge \
 	    $(DESTDIR)$(PREFIX)/lib/systemd/system
 	cp edge $(DESTDIR)$(PREFIX)/bin/edge
