@@ -29,7 +29,33 @@
 #include "edge.h"
 
 #define EDGE_VERSION	"0.1.0"
-#define BUFSZ		(16 * 1024)
+/*
+ * A buffer per direction, held only while bytes are in flight.  128 KiB
+ * moves a bulk stream with an eighth of the system calls of 16 KiB (see
+ * bench/RESULTS.md); the pool is capped by BUF_MEMORY, past which a
+ * connection simply waits for a buffer (backpressure, not an error), and
+ * keeps at most BUF_SPARE free ones.
+ */
+#ifndef BUFSZ
+#define BUFSZ		(128 * 1024)
+#endif
+#define BUF_MEMORY	(64 * 1024 * 1024)
+#define PEEK_MAX	(16 * 1024)	/* bytes held looking for a ClientHello */
+#define BUF_SPARE	32
+/*
+ * What poll() is handed.  With no connection busy: everything, and it may
+ * sleep as long as it likes.  Otherwise the hot connections (those that
+ * moved a byte in the last COLD_MS, hold a buffer, or are being set up)
+ * every turn, plus a slice of the cold ones, sized so that each cold one
+ * is looked at once every SCAN_MS.  5,000 idle connections then cost a
+ * busy one a few descriptors per turn instead of 10,000, no turn pays for
+ * all of them at once, and an idle one that wakes is seen within SCAN_MS.
+ */
+#define SCAN_MS		15
+#define COLD_MS		250
+#ifndef PUMP_ROUNDS
+#define PUMP_ROUNDS	8		/* buffers moved per side per turn, at most */
+#endif
 #define HEADROOM	128		/* room for a PROXY header */
 #define ACCEPT_BATCH	64		/* accepts per listener per turn */
 #define ACCEPT_PAUSE_MS	250		/* after EMFILE and kin */
@@ -107,6 +133,8 @@ struct conn {
 	enum cstate st;
 	uint32_t gen;		/* bumped on free: stale lookups are dropped */
 	int live;		/* index in E.live */
+	int hot;		/* index in E.hot, or -1 */
+	int64_t active;		/* when it last did anything */
 	int sid;		/* its listener's counters: E.stats[sid] */
 	struct conf *cf;	/* the config it was accepted under (held) */
 	const struct listener *l;	/* in cf */
@@ -135,9 +163,19 @@ struct edge {
 	struct conn *conns;
 	int maxc, nconn;
 	int *live;		/* slots in use, dense */
-	int *freeslot, nfree;	/* stack of unused slots */
+	int *hot, nhot;		/* the hot ones among them, dense */
+	int all;		/* this turn polls every connection */
+	int *scan, nscan;	/* cold connections polled this turn */
+	int slice0;		/* their pollset entries: [slice0, end) */
+	int cursor;		/* where the next slice starts in E.live */
+	int64_t scan_t;		/* when the last slice was taken */
+	double credit;		/* cold connections owed a look */
+	int *freeslot, nfree;	/* stack of freed slots */
+	int hw;			/* slots ever used: [0, hw); untouched beyond */
 	struct buf *bfree;	/* free buffers */
 	int nbuf;		/* buffers allocated */
+	int nbfree;		/* of which free */
+	int bmax;		/* the cap on nbuf */
 	struct pollfd *pfd;
 	int *pmap;		/* pfd index -> slot * 2 + side */
 	int sigp[2];		/* self-pipe for signals */
@@ -254,16 +292,98 @@ tune(int fd)
 	set_keepalive(fd);
 }
 
+/*
+ * Does an accepted socket come with the options set on its listener?  On
+ * Linux it does, which saves five system calls per client; elsewhere each
+ * client is tuned itself.  Asked once, of the first client.
+ */
+static int
+inherits(int fd)
+{
+	static int known, yes;
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (!known) {
+		known = 1;
+		yes = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 &&
+		    v != 0;
+		len = sizeof(v);
+		v = 0;
+		yes = yes && getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v,
+		    &len) == 0 && v != 0;
+#ifdef TCP_KEEPIDLE
+		len = sizeof(v);
+		v = 0;
+		yes = yes && getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v,
+		    &len) == 0 && v == 120;
+#endif
+	}
+	return yes;
+}
+
+/*
+ * Non-blocking, close-on-exec sockets in one call where the system has
+ * SOCK_NONBLOCK (POSIX.1-2024, Linux, the BSDs), else with fcntl().
+ */
+#ifdef SOCK_NONBLOCK
+int accept4(int, struct sockaddr *, socklen_t *, int);
+#endif
+
+static int
+socket_nb(int family)
+{
+#ifdef SOCK_NONBLOCK
+	return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+	int fd = socket(family, SOCK_STREAM, 0);
+
+	if (fd != -1 && set_nonblock(fd) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+#endif
+}
+
+static int
+accept_nb(int lfd, union sa *sa, socklen_t *len)
+{
+#ifdef SOCK_NONBLOCK
+	return accept4(lfd, &sa->sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+	int fd = accept(lfd, &sa->sa, len), e;
+
+	if (fd != -1 && set_nonblock(fd) == -1) {
+		e = errno;
+		close(fd);
+		errno = e == EMFILE ? EPROTO : e;	/* not "out of fds" */
+		return -1;
+	}
+	return fd;
+#endif
+}
+
+/* Is there a buffer to read into, free or within the cap? */
+static int
+buf_ready(void)
+{
+	return E.bfree != NULL || E.nbuf < E.bmax;
+}
+
+/* A buffer, or NULL at the cap (force: past it, up to two per slot) or
+ * when malloc fails. */
 static struct buf *
-buf_get(void)
+buf_get(int force)
 {
 	struct buf *b = E.bfree;
 
 	if (b != NULL) {
 		E.bfree = b->next;
+		E.nbfree--;
 	} else {
-		/* Grows to the high-water mark, at most two per slot. */
-		if (E.nbuf >= 2 * E.maxc || (b = malloc(sizeof(*b))) == NULL)
+		if (E.nbuf >= (force ? 2 * E.maxc : E.bmax) ||
+		    (b = malloc(sizeof(*b))) == NULL)
 			return NULL;
 		E.nbuf++;
 	}
@@ -277,8 +397,14 @@ buf_put(struct side *s)
 {
 	if (s->in == NULL)
 		return;
-	s->in->next = E.bfree;
-	E.bfree = s->in;
+	if (E.nbfree >= BUF_SPARE) {
+		free(s->in);
+		E.nbuf--;
+	} else {
+		s->in->next = E.bfree;
+		E.bfree = s->in;
+		E.nbfree++;
+	}
 	s->in = NULL;
 }
 
@@ -296,7 +422,9 @@ can_read(const struct side *s)
 
 	if (s->eof || s->fd == -1)
 		return 0;
-	return b == NULL || b->off + b->len < sizeof(b->b) || b->off > HEADROOM;
+	if (b == NULL)
+		return buf_ready();
+	return b->off + b->len < sizeof(b->b) || b->off > HEADROOM;
 }
 
 /* The address bytes of a (4 for IPv4, 16 for IPv6). */
@@ -390,6 +518,28 @@ ip_put(int sid, const union sa *a)
 	E.ipt[i].n = 0;
 }
 
+static void
+hot_add(struct conn *c)
+{
+	if (c->hot >= 0)
+		return;
+	c->hot = E.nhot;
+	E.hot[E.nhot++] = (int)(c - E.conns);
+}
+
+static void
+hot_del(struct conn *c)
+{
+	int last;
+
+	if (c->hot < 0)
+		return;
+	last = E.hot[--E.nhot];
+	E.hot[c->hot] = last;
+	E.conns[last].hot = c->hot;
+	c->hot = -1;
+}
+
 /*
  * The one exit.  Logs the close line, closes both fds (with an RST after
  * a reset or error while relaying, so the other side learns of it too),
@@ -433,6 +583,7 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	c->cf = NULL;
 	c->st = C_FREE;
 	c->gen++;
+	hot_del(c);
 	last = E.live[--E.nconn];
 	E.live[c->live] = last;
 	E.conns[last].live = c->live;
@@ -464,52 +615,73 @@ pump(struct conn *c, int from, short rin, short rout)
 	struct side *s = &c->s[from], *d = &c->s[!from];
 	struct buf *b;
 	ssize_t n;
-	int moved = 0;
+	int moved = 0, round, progress;
+	int rd = (rin & (POLLIN | POLLHUP | POLLERR)) != 0, wr = rout != 0;
 
-	if ((rin & (POLLIN | POLLHUP | POLLERR)) && can_read(s)) {
-		if (s->in == NULL && (s->in = buf_get()) == NULL) {
-			conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
-			return -1;
+	/* Read and write in turn while either makes progress: a busy stream
+	 * moves up to PUMP_ROUNDS buffers per poll() instead of one. */
+	for (round = 0; round < PUMP_ROUNDS; round++) {
+		progress = 0;
+		if (rd && can_read(s)) {
+			if (s->in == NULL && (s->in = buf_get(0)) == NULL) {
+				if (E.nbuf < E.bmax) {	/* malloc failed */
+					conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
+					return -1;
+				}
+				break;	/* at the cap: wait for a buffer */
+			}
+			b = s->in;
+			if (b->len == 0) {
+				b->off = HEADROOM;
+			} else if (b->off + b->len == sizeof(b->b)) {
+				memmove(b->b + HEADROOM, b->b + b->off, b->len);
+				b->off = HEADROOM;
+			}
+			do
+				n = read(s->fd, b->b + b->off + b->len,
+				    sizeof(b->b) - b->off - b->len);
+			while (n == -1 && errno == EINTR);
+			if (n > 0) {
+				b->len += (uint32_t)n;
+				s->nread += (uint64_t)n;
+				if (from == CLI)
+					E.stats[c->sid].up += (uint64_t)n;
+				else
+					E.stats[c->sid].down += (uint64_t)n;
+				progress = wr = 1;
+			} else if (n == 0) {
+				s->eof = 1;
+				rd = 0;
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				rd = 0;
+			} else {
+				conn_fail(c, from, errno);
+				return -1;
+			}
 		}
 		b = s->in;
-		if (b->off + b->len == sizeof(b->b)) {
-			memmove(b->b + HEADROOM, b->b + b->off, b->len);
-			b->off = HEADROOM;
+		if (c->st == C_SPLICE && b != NULL && b->len > 0 && wr) {
+			do
+				n = write(d->fd, b->b + b->off, b->len);
+			while (n == -1 && errno == EINTR);
+			if (n > 0) {
+				b->off += (uint32_t)n;
+				b->len -= (uint32_t)n;
+				progress = 1;
+				/* A short write: the peer's buffer is full. */
+				wr = b->len == 0;
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				wr = 0;
+			} else {
+				conn_fail(c, !from, errno);
+				return -1;
+			}
 		}
-		do
-			n = read(s->fd, b->b + b->off + b->len,
-			    sizeof(b->b) - b->off - b->len);
-		while (n == -1 && errno == EINTR);
-		if (n > 0) {
-			b->len += (uint32_t)n;
-			s->nread += (uint64_t)n;
-			if (from == CLI)
-				E.stats[c->sid].up += (uint64_t)n;
-			else
-				E.stats[c->sid].down += (uint64_t)n;
-			moved = 1;
-		} else if (n == 0) {
-			s->eof = 1;
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			conn_fail(c, from, errno);
-			return -1;
-		}
+		if (!progress)
+			break;
+		moved = 1;
 	}
-	b = s->in;
-	if (c->st == C_SPLICE && b != NULL && b->len > 0 && (moved || rout)) {
-		do
-			n = write(d->fd, b->b + b->off, b->len);
-		while (n == -1 && errno == EINTR);
-		if (n > 0) {
-			b->off += (uint32_t)n;
-			b->len -= (uint32_t)n;
-			moved = 1;
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			conn_fail(c, !from, errno);
-			return -1;
-		}
-	}
-	if (b != NULL && b->len == 0)
+	if (s->in != NULL && s->in->len == 0)
 		buf_put(s);
 	if (moved && c->st == C_SPLICE)
 		arm_idle(c);
@@ -574,8 +746,7 @@ conn_dial(struct conn *c)
 	for (; c->ai < c->an; c->ai++) {
 		a = &c->av[c->ai];
 		c->ups = *a;
-		if ((fd = socket(a->sa.sa_family, SOCK_STREAM, 0)) != -1 &&
-		    set_nonblock(fd) != -1) {
+		if ((fd = socket_nb(a->sa.sa_family)) != -1) {
 			tune(fd);
 			if (E.fd_short)
 				logmsg("accept l=%s resumed conns=%d",
@@ -633,7 +804,7 @@ conn_established(struct conn *c)
 	else if (c->l->proxy == PROXY_V1)
 		n = pp1_encode(hdr, sizeof(hdr), &c->cli, &c->loc);
 	if (n > 0) {
-		if (s->in == NULL && (s->in = buf_get()) == NULL) {
+		if (s->in == NULL && (s->in = buf_get(1)) == NULL) {
 			conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
 			return -1;
 		}
@@ -694,7 +865,7 @@ conn_peek(struct conn *c)
 	res = sni_parse(b ? b->b + b->off : (const unsigned char *)"",
 	    b ? b->len : 0, c->sni, sizeof(c->sni));
 	if (res == SNI_MORE) {
-		if (b != NULL && b->off + b->len == sizeof(b->b)) {
+		if (b != NULL && b->len >= PEEK_MAX) {
 			conn_close(c, W_SNI_TOO_BIG, 0, NULL);
 			return;
 		}
@@ -724,6 +895,8 @@ conn_peek(struct conn *c)
 static void
 conn_step(struct conn *c, short rev[2])
 {
+	c->active = E.now;
+	hot_add(c);
 	switch (c->st) {
 	case C_FREE:
 		return;
@@ -846,13 +1019,9 @@ conn_start(int li, int fd, const union sa *sa)
 		refuse(l, fd, &cli, W_PER_IP);
 		return;
 	}
-	if (set_nonblock(fd) == -1) {
-		logmsg("accept l=%s: fcntl:", l->name);
-		close(fd);
-		return;
-	}
-	tune(fd);
-	slot = E.freeslot[--E.nfree];
+	if (!inherits(fd))
+		tune(fd);
+	slot = E.nfree > 0 ? E.freeslot[--E.nfree] : E.hw++;
 	c = &E.conns[slot];
 	c->st = C_RESOLVE;
 	c->cf = E.cf;
@@ -863,6 +1032,9 @@ conn_start(int li, int fd, const union sa *sa)
 	ip_get(c->sid, &cli);
 	c->live = E.nconn;
 	E.live[E.nconn++] = slot;
+	c->hot = -1;
+	c->active = E.now;
+	hot_add(c);
 	c->s[CLI].fd = fd;
 	c->s[UPS].fd = -1;
 	c->s[CLI].eof = c->s[UPS].eof = 0;
@@ -897,7 +1069,7 @@ accept_ready(int li)
 
 	for (i = 0; i < ACCEPT_BATCH && E.nconn < E.maxc; i++) {
 		len = sizeof(sa);
-		fd = accept(E.lfd[li], &sa.sa, &len);
+		fd = accept_nb(E.lfd[li], &sa, &len);
 		if (fd != -1) {
 			conn_start(li, fd, &sa);
 			continue;
@@ -945,33 +1117,40 @@ resolve_collect(void)
 }
 
 static void
+expire_one(struct conn *c)
+{
+	if (c->st == C_FREE || c->deadline > E.now)
+		return;
+	switch (c->st) {
+	case C_PEEK:
+		conn_close(c, W_SNI_TIMEOUT, 0, NULL);
+		break;
+	case C_RESOLVE:
+		conn_close(c, W_DNS_TIMEOUT, 0, NULL);
+		break;
+	case C_CONNECT:
+		conn_next(c, ETIMEDOUT);
+		break;
+	case C_SPLICE:
+		conn_close(c, W_IDLE, 0, NULL);
+		break;
+	case C_FREE:
+		break;
+	}
+}
+
+static void
 expire(void)
 {
-	struct conn *c;
 	int i;
 
-	/* Walk backwards: a close moves the last live entry into slot i. */
-	for (i = E.nconn - 1; i >= 0; i--) {
-		c = &E.conns[E.live[i]];
-		if (c->deadline > E.now)
-			continue;
-		switch (c->st) {
-		case C_PEEK:
-			conn_close(c, W_SNI_TIMEOUT, 0, NULL);
-			break;
-		case C_RESOLVE:
-			conn_close(c, W_DNS_TIMEOUT, 0, NULL);
-			break;
-		case C_CONNECT:
-			conn_next(c, ETIMEDOUT);
-			break;
-		case C_SPLICE:
-			conn_close(c, W_IDLE, 0, NULL);
-			break;
-		case C_FREE:
-			break;
-		}
-	}
+	for (i = 0; i < E.nscan; i++)
+		expire_one(&E.conns[E.scan[i]]);
+
+	/* Walk backwards: a close moves the last entry into slot i.  Cold
+	 * connections are looked at when their slice comes. */
+	for (i = (E.all ? E.nconn : E.nhot) - 1; i >= 0; i--)
+		expire_one(&E.conns[E.all ? E.live[i] : E.hot[i]]);
 }
 
 static void
@@ -1063,6 +1242,7 @@ open_listener(const char *name, const union sa *addr, int dual,
 	what = "bind";
 	if (bind(fd, &a.sa, sa_len(&a)) == -1)
 		goto fail;
+	tune(fd);	/* inherited by accepted sockets where the system does */
 	what = "listen";
 	if (listen(fd, 1024) == -1 || set_nonblock(fd) == -1)
 		goto fail;
@@ -1488,14 +1668,69 @@ handle_signals(void)
 	}
 }
 
+/* Add c's descriptors to the pollset from entry n; returns the new n. */
+static int
+poll_conn(struct conn *c, int n, int64_t *next)
+{
+	int side;
+	short ev;
+
+	if (c->deadline < *next)
+		*next = c->deadline;
+	for (side = CLI; side <= UPS; side++) {
+		if ((ev = interest(c, side)) == 0)
+			continue;
+		E.pfd[n].fd = c->s[side].fd;
+		E.pfd[n].events = ev;
+		E.pfd[n].revents = 0;
+		E.pmap[n] = (int)(c - E.conns) * 2 + side;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The cold connections owed a look since the last slice, from where the
+ * last slice ended: each one comes round once per SCAN_MS.  Those with a
+ * deadline due are left to expire() by E.scan.
+ */
+static int
+poll_slice(int n, int64_t *next)
+{
+	int ncold = E.nconn - E.nhot, k, seen;
+	struct conn *c;
+
+	E.slice0 = n;
+	if (ncold == 0)
+		return n;
+	E.credit += (double)ncold * (double)(E.now - E.scan_t) / SCAN_MS;
+	E.scan_t = E.now;
+	if (E.credit > ncold)
+		E.credit = ncold;
+	for (k = (int)E.credit, seen = 0; k > 0 && seen < E.nconn; seen++) {
+		if (E.cursor >= E.nconn)
+			E.cursor = 0;
+		c = &E.conns[E.live[E.cursor++]];
+		if (c->hot >= 0)
+			continue;
+		E.scan[E.nscan++] = (int)(c - E.conns);
+		n = poll_conn(c, n, next);
+		k--;
+		E.credit -= 1;
+	}
+	/* Wake in time for the next slice even if the hot ones are silent. */
+	if (E.now + SCAN_MS / 4 < *next)
+		*next = E.now + SCAN_MS / 4;
+	return n;
+}
+
 /* Build the pollset; returns its size and the poll timeout in *tmo. */
 static int
 build_pollset(int *tmo)
 {
 	int64_t next = INT64_MAX;
 	struct conn *c;
-	int i, n, side, on;
-	short ev;
+	int i, n, on;
 
 	on = E.nconn < E.maxc && E.now >= E.accept_resume;
 	if (!on && E.accept_resume > E.now)
@@ -1517,19 +1752,25 @@ build_pollset(int *tmo)
 	}
 	E.pns = status_pollfds(E.pfd + n, &next);
 	n += E.pns;
-	for (i = 0; i < E.nconn; i++) {
-		c = &E.conns[E.live[i]];
-		if (c->deadline < next)
-			next = c->deadline;
-		for (side = CLI; side <= UPS; side++) {
-			if ((ev = interest(c, side)) == 0)
-				continue;
-			E.pfd[n].fd = c->s[side].fd;
-			E.pfd[n].events = ev;
-			E.pfd[n].revents = 0;
-			E.pmap[n] = E.live[i] * 2 + side;
-			n++;
+	E.all = E.nhot == 0;
+	E.nscan = 0;
+	E.slice0 = -1;
+	if (E.all) {
+		for (i = 0; i < E.nconn; i++)
+			n = poll_conn(&E.conns[E.live[i]], n, &next);
+		E.scan_t = E.now;
+		E.credit = 0;
+	} else {
+		/* Backwards: a demotion moves the last hot entry into i. */
+		for (i = E.nhot - 1; i >= 0; i--) {
+			c = &E.conns[E.hot[i]];
+			if (c->st == C_SPLICE && c->s[CLI].in == NULL &&
+			    c->s[UPS].in == NULL && E.now - c->active >= COLD_MS)
+				hot_del(c);
+			else
+				n = poll_conn(c, n, &next);
 		}
+		n = poll_slice(n, &next);
 	}
 	if (next == INT64_MAX)
 		*tmo = -1;
@@ -1561,12 +1802,23 @@ service_conns(int n)
 static void
 run(void)
 {
-	int i, n, tmo;
+	int i, k, n, tmo;
 
 	while (!E.stop) {
 		E.now = now_ms();
 		n = build_pollset(&tmo);
-		if (poll(E.pfd, (nfds_t)n, tmo) == -1) {
+		/*
+		 * The cold slice first, without waiting: a poll() that may
+		 * sleep queues a wakeup on every descriptor it is given,
+		 * which costs more than looking.  Then the rest, waiting only
+		 * if the slice had nothing.
+		 */
+		k = 0;
+		if (E.slice0 >= 0 && E.slice0 < n &&
+		    (k = poll(E.pfd + E.slice0, (nfds_t)(n - E.slice0), 0)) > 0)
+			tmo = 0;
+		if (k == -1 || poll(E.pfd, (nfds_t)(E.slice0 >= 0 ? E.slice0 :
+		    n), tmo) == -1) {
 			if (errno == EINTR)
 				continue;
 			die(1, "poll:");
@@ -1687,6 +1939,9 @@ setup(void)
 		    spare);
 	}
 
+	E.bmax = BUF_MEMORY / (int)sizeof(struct buf);
+	if (E.bmax > 2 * E.maxc)
+		E.bmax = 2 * E.maxc;
 	if (pipe(E.sigp) == -1 || set_nonblock(E.sigp[0]) == -1 ||
 	    set_nonblock(E.sigp[1]) == -1)
 		die(1, "pipe:");
@@ -1714,17 +1969,17 @@ setup(void)
 	E.ipt = calloc(nip, sizeof(*E.ipt));
 	E.conns = calloc((size_t)E.maxc, sizeof(*E.conns));
 	E.live = calloc((size_t)E.maxc, sizeof(int));
+	E.hot = calloc((size_t)E.maxc, sizeof(int));
+	E.scan = calloc((size_t)E.maxc, sizeof(int));
 	E.freeslot = calloc((size_t)E.maxc, sizeof(int));
 	nip = PFD_LISTENERS + MAX_LISTENERS + STATUS_MAX + 2 * (size_t)E.maxc;
 	E.pfd = calloc(nip, sizeof(*E.pfd));
 	E.pmap = calloc(nip, sizeof(int));
-	if (!E.ipt || !E.conns || !E.live || !E.freeslot || !E.pfd || !E.pmap)
+	if (!E.ipt || !E.conns || !E.live || !E.hot || !E.scan ||
+	    !E.freeslot || !E.pfd || !E.pmap)
 		die(1, "max_conns=%d: out of memory", E.maxc);
-	for (i = 0; i < E.maxc; i++) {
-		E.conns[i].s[CLI].fd = E.conns[i].s[UPS].fd = -1;
-		E.freeslot[E.maxc - 1 - i] = i;
-	}
-	E.nfree = E.maxc;
+	/* Slots are taken from [0, maxc) in order and reused from the free
+	 * stack: memory for connections is touched only as they come. */
 	E.pfd[PFD_SIGNAL].fd = E.sigp[0];
 	E.pfd[PFD_SIGNAL].events = POLLIN;
 	E.pfd[PFD_RESOLVER].fd = E.resfd;
