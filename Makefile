@@ -60,7 +60,7 @@ unit: $(UNIT) $(REPLAY)
 	fuzz/conf_replay fuzz/corpus/conf/*
 	fuzz/sni_replay fuzz/corpus/sni/*
 
-test: edge unit
+test: edge unit bench/load
 	sh test/run test/
 
 check-werror:
@@ -82,6 +82,19 @@ install:
 	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/edge.service
 
 clean:
-	rm -f edge $(OBJ) $(UNIT) $(REPLAY) fuzz/conf_fuzz fuzz/sni_fuzz
+	rm -f edge $(OBJ) $(UNIT) $(REPLAY) fuzz/conf_fuzz fuzz/sni_fuzz \
+	    bench/load bench/edge
 
-.PHONY: all static unit fuzz test check-werror install clean
+# The benchmark (bench/run): edge's static build against HAProxy and nginx.
+bench/load: bench/load.c
+	$(CC) -O2 -Wall -o $@ bench/load.c
+
+bench: bench/load
+	$(MAKE) static STATIC=bench/edge
+	EDGE=bench/edge bench/run --out bench/last-run.md
+
+bench-quick: bench/load
+	$(MAKE) static STATIC=bench/edge
+	EDGE=bench/edge bench/run --quick --out bench/last-run.md
+
+.PHONY: all static unit fuzz test check-werror install clean bench bench-quick

@@ -155,14 +155,41 @@ sa_unmap(union sa *a)
 	a->in = in;
 }
 
+/* Write v in decimal at p; returns the end. */
+static char *
+put_u(char *p, unsigned v)
+{
+	char d[8];
+	int i = 0;
+
+	do
+		d[i++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (i > 0)
+		*p++ = d[--i];
+	return p;
+}
+
 char *
 sa_fmt(const union sa *a, char *buf, size_t n)
 {
 	char ip[INET6_ADDRSTRLEN];
 
+	const unsigned char *b = (const unsigned char *)&a->in.sin_addr;
+	char *p = ip;
+	size_t k;
+	int i;
+
 	if (a->sa.sa_family == AF_INET) {
-		inet_ntop(AF_INET, &a->in.sin_addr, ip, sizeof(ip));
-		snprintf(buf, n, "%s:%u", ip, (unsigned)ntohs(a->in.sin_port));
+		/* By hand: each connection's log line formats two of these. */
+		for (i = 0; i < 4; i++) {
+			p = put_u(p, b[i]);
+			*p++ = i < 3 ? '.' : ':';
+		}
+		p = put_u(p, ntohs(a->in.sin_port));
+		k = (size_t)(p - ip) < n ? (size_t)(p - ip) : n - 1;
+		memcpy(buf, ip, k);
+		buf[k] = '\0';
 	} else if (a->sa.sa_family == AF_INET6) {
 		inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof(ip));
 		snprintf(buf, n, "[%s]:%u", ip,

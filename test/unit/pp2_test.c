@@ -105,6 +105,38 @@ main(void)
 	    "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe "
 	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n", 104);
 
+	/* sa_fmt: what every log line shows; IPv4 is formatted by hand. */
+	{
+		static const struct { const char *ip; unsigned port;
+		    const char *want; } f[] = {
+			{ "203.0.113.7", 25, "203.0.113.7:25" },
+			{ "0.0.0.0", 0, "0.0.0.0:0" },
+			{ "255.255.255.255", 65535, "255.255.255.255:65535" },
+			{ "10.0.100.9", 8443, "10.0.100.9:8443" },
+			{ "2001:db8::1", 993, "[2001:db8::1]:993" },
+			{ "::ffff:192.0.2.1", 587, "[::ffff:192.0.2.1]:587" },
+		};
+		char txt[SA_FMT_LEN], small[8];
+		union sa a;
+		size_t i;
+
+		for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+			mk(&a, f[i].ip, f[i].port);
+			sa_fmt(&a, txt, sizeof(txt));
+			if (strcmp(txt, f[i].want) != 0) {
+				printf("FAIL sa_fmt %s: got %s\n", f[i].want, txt);
+				fails++;
+			} else {
+				printf("ok   sa_fmt %s\n", txt);
+			}
+		}
+		mk(&a, "203.0.113.7", 25);
+		sa_fmt(&a, small, sizeof(small));
+		if (strcmp(small, "203.0.1") != 0) {
+			printf("FAIL sa_fmt truncates: got %s\n", small);
+			fails++;
+		}
+	}
 	printf("%s: %d failed\n", __FILE__, fails);
 	return fails != 0;
 }
