@@ -52,6 +52,7 @@
  * all of them at once, and an idle one that wakes is seen within SCAN_MS.
  */
 #define SCAN_MS		15
+#define SLICE_MAX	128		/* cold connections per turn, at most */
 #define COLD_MS		250
 #ifndef PUMP_ROUNDS
 #define PUMP_ROUNDS	8		/* buffers moved per side per turn, at most */
@@ -1770,7 +1771,8 @@ poll_slice(int n, int64_t *next)
 	E.scan_t = E.now;
 	if (E.credit > ncold)
 		E.credit = ncold;
-	for (k = (int)E.credit, seen = 0; k > 0 && seen < E.nconn; seen++) {
+	k = E.credit < SLICE_MAX ? (int)E.credit : SLICE_MAX;
+	for (seen = 0; k > 0 && seen < E.nconn; seen++) {
 		if (E.cursor >= E.nconn)
 			E.cursor = 0;
 		c = &E.conns[E.live[E.cursor++]];
@@ -1781,8 +1783,13 @@ poll_slice(int n, int64_t *next)
 		k--;
 		E.credit -= 1;
 	}
-	/* Wake in time for the next slice even if the hot ones are silent. */
-	if (E.now + SCAN_MS / 4 < *next)
+	/* Small slices, one per turn: a long sleep must not make the next
+	 * turn scan a thousand connections while a busy one waits.  Still
+	 * owed some: no sleeping.  Else wake in time for the next slice even
+	 * if the hot ones are silent. */
+	if (E.credit >= 1)
+		*next = E.now;
+	else if (E.now + SCAN_MS / 4 < *next)
 		*next = E.now + SCAN_MS / 4;
 	return n;
 }
