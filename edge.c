@@ -30,18 +30,18 @@
 
 #define EDGE_VERSION	"0.1.0"
 /*
- * A buffer per direction, held only while bytes are in flight.  128 KiB
- * moves a bulk stream with an eighth of the system calls of 16 KiB (see
+ * A buffer per direction, held only while bytes are in flight.  256 KiB
+ * moves a bulk stream with a sixteenth of the system calls of 16 KiB (see
  * bench/RESULTS.md); the pool is capped by BUF_MEMORY, past which a
  * connection simply waits for a buffer (backpressure, not an error), and
  * keeps at most BUF_SPARE free ones.
  */
 #ifndef BUFSZ
-#define BUFSZ		(128 * 1024)
+#define BUFSZ		(256 * 1024)
 #endif
 #define BUF_MEMORY	(64 * 1024 * 1024)
 #define PEEK_MAX	(16 * 1024)	/* bytes held looking for a ClientHello */
-#define BUF_SPARE	32
+#define BUF_SPARE	16
 /*
  * What poll() is handed.  With no connection busy: everything, and it may
  * sleep as long as it likes.  Otherwise the hot connections (those that
