@@ -405,7 +405,7 @@ accept_nb(int lfd, union sa *sa, socklen_t *len)
 	if (fd != -1 && set_nonblock(fd) == -1) {
 		e = errno;
 		close(fd);
-		errno = e == EMFILE ? EPROTO : e;	/* not "out of fds" */
+		errno = e;
 		return -1;
 	}
 	return fd;
