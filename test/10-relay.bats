@@ -139,3 +139,20 @@ smtp.proxy = off"
 	grep -q '^edge: drain signal=TERM conns=0 timeout=8000ms$' edge.log
 	grep -q '^edge: stopped closed=0$' edge.log
 }
+
+@test "both sockets of a relayed connection probe with keepalive after 2 min, not 2 h" {
+	up=$(free_port)
+	banner "$up" "220 hi"
+	plain_conf "$up"
+	start_edge edge.conf
+	port=$(edge_port smtp)
+	spawn socat -u "TCP:127.0.0.1:$port" CREATE:held
+	wait_for 10 grep -q 220 held
+	# Edge's end of the client connection (on Linux it inherits the
+	# options from the listener) and its end of the upstream connection:
+	# keepalive armed, first probe due within 2 minutes.
+	ss -tnoH state established "( sport = :$port )" > client_side
+	ss -tnoH state established "( dport = :$up )" > upstream_side
+	grep -Eq 'timer:\(keepalive,(1min[0-9]+sec|2min|[0-9]+sec),0\)' client_side
+	grep -Eq 'timer:\(keepalive,(1min[0-9]+sec|2min|[0-9]+sec),0\)' upstream_side
+}
