@@ -133,3 +133,39 @@ fd_exhaustion() {
 	fd_exhaustion 1
 	grep -q 'why=connect_failed err="Too many open files"' edge.log
 }
+
+@test "hundreds of idle connections and one still being set up: no busy loop" {
+	up=$(free_port)
+	banner "$up" "220 hi"
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$up
+web.listen = 127.0.0.1:0
+web.sni = a.example 127.0.0.1:$up
+web.upstream = 127.0.0.1:$up
+web.sni_timeout = 30s"
+	start_edge edge.conf
+	# 300 relayed connections that go quiet after the banner (cold after
+	# a quarter second), and one TLS client that never sends its hello:
+	# it stays hot, so edge keeps scanning the cold ones in slices.
+	cat > hold.py <<'PY'
+import socket, sys, time
+held = []
+for i in range(300):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.recv(16)
+    held.append(s)
+held.append(socket.create_connection(("127.0.0.1", int(sys.argv[2]))))
+open("ready", "w").close()
+time.sleep(60)
+PY
+	spawn /usr/bin/python3 hold.py "$(edge_port smtp)" "$(edge_port web)"
+	wait_for 20 test -e ready
+	sleep 1
+	t0=$(cpu_ticks "$EDGE_PID")
+	sleep 2
+	t1=$(cpu_ticks "$EDGE_PID")
+	# Spinning would burn ~200 ticks in 2 s; slices every millisecond
+	# cost a few.
+	echo "ticks: $((t1 - t0))" >&3
+	[ $((t1 - t0)) -lt 60 ]
+}
