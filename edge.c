@@ -292,8 +292,8 @@ die(int code, const char *fmt, ...)
 	exit(code);
 }
 
-static int64_t
-now_ms(void)
+int64_t
+edge_now_ms(void)
 {
 	struct timespec ts;
 
@@ -378,8 +378,8 @@ inherits(int fd)
 int accept4(int, struct sockaddr *, socklen_t *, int);
 #endif
 
-static int
-socket_nb(int family)
+int
+edge_socket_nb(int family)
 {
 #ifdef SOCK_NONBLOCK
 	return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -394,8 +394,8 @@ socket_nb(int family)
 #endif
 }
 
-static int
-accept_nb(int lfd, union sa *sa, socklen_t *len)
+int
+edge_accept_nb(int lfd, union sa *sa, socklen_t *len)
 {
 #ifdef SOCK_NONBLOCK
 	return accept4(lfd, &sa->sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -807,7 +807,7 @@ conn_dial(struct conn *c)
 	for (; c->ai < c->an; c->ai++) {
 		a = &c->av[c->ai];
 		c->ups = *a;
-		if ((fd = socket_nb(a->sa.sa_family)) != -1) {
+		if ((fd = edge_socket_nb(a->sa.sa_family)) != -1) {
 			tune(fd);
 			if (E.fd_short)
 				logmsg("accept l=%s resumed conns=%d",
@@ -1040,14 +1040,15 @@ refuse_flush(void)
 
 /* Close a client refused before it got a slot: an RST, no TIME_WAIT. */
 static void
-refuse(const struct listener *l, int fd, const union sa *cli, enum why why)
+refuse(const struct listener *l, struct stats *st, int fd,
+    const union sa *cli, enum why why)
 {
 	struct linger lg = { 1, 0 };
 	char a[SA_FMT_LEN];
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
-	E.stats[E.lsid[l - E.cf->l]].why[why]++;
+	st->why[why]++;
 	refuse_flush();
 	if (E.now - E.rl_t >= 1000) {
 		E.rl_t = E.now;
@@ -1075,12 +1076,12 @@ conn_start(int li, int fd, const union sa *sa)
 	sa_unmap(&cli);
 	st->total++;
 	if (!conf_allowed(E.cf, l, &cli)) {
-		refuse(l, fd, &cli, W_DENIED);
+		refuse(l, st, fd, &cli, W_DENIED);
 		return;
 	}
 	if (l->max_per_ip > 0 &&
 	    ip_count(E.lsid[li], &cli) >= (uint32_t)l->max_per_ip) {
-		refuse(l, fd, &cli, W_PER_IP);
+		refuse(l, st, fd, &cli, W_PER_IP);
 		return;
 	}
 	if (!inherits(fd))
@@ -1133,7 +1134,7 @@ accept_ready(int li)
 
 	for (i = 0; i < ACCEPT_BATCH && E.nconn < E.maxc; i++) {
 		len = sizeof(sa);
-		fd = accept_nb(E.lfd[li], &sa, &len);
+		fd = edge_accept_nb(E.lfd[li], &sa, &len);
 		if (fd != -1) {
 			conn_start(li, fd, &sa);
 			continue;
@@ -1674,8 +1675,8 @@ edge_metrics(size_t *len)
 	    (int)sizeof(struct buf), E.nbuf);
 	text_add(&t, "# HELP edge_uptime_seconds Seconds since edge started.\n"
 	    "# TYPE edge_uptime_seconds gauge\nedge_uptime_seconds %lld.%03lld\n",
-	    (long long)(now_ms() - E.start) / 1000,
-	    (long long)(now_ms() - E.start) % 1000);
+	    (long long)(edge_now_ms() - E.start) / 1000,
+	    (long long)(edge_now_ms() - E.start) % 1000);
 	text_add(&t, "# HELP edge_info The running version.\n"
 	    "# TYPE edge_info gauge\nedge_info{version=\"%s\"} 1\n",
 	    EDGE_VERSION);
@@ -1879,7 +1880,7 @@ run(void)
 	int i, k, n, tmo;
 
 	while (!E.stop) {
-		E.now = now_ms();
+		E.now = edge_now_ms();
 		n = build_pollset(&tmo);
 		/*
 		 * The cold slice first, without waiting: a poll() that may
@@ -1897,7 +1898,7 @@ run(void)
 				continue;
 			die(1, "poll:");
 		}
-		E.now = now_ms();
+		E.now = edge_now_ms();
 		if (E.pfd[PFD_RESOLVER].revents)
 			resolve_collect();
 		status_service(E.pfd + PFD_LISTENERS + E.pnl, E.pns, E.now);
@@ -1989,7 +1990,7 @@ setup(void)
 	size_t nip;
 	int i, spare;
 
-	E.start = now_ms();
+	E.start = edge_now_ms();
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);

@@ -229,4 +229,13 @@ int status_probe(const char *hostport);
 /* edge_metrics(&len): the counters as Prometheus text, malloc'd, or NULL. */
 char *edge_metrics(size_t *len);
 
+/*
+ * Helpers of edge.c that status.c uses too.  edge_now_ms(): the monotonic
+ * clock in milliseconds.  edge_socket_nb(family), edge_accept_nb(lfd, &sa,
+ * &len): a non-blocking, close-on-exec TCP socket, or -1 with errno.
+ */
+int64_t edge_now_ms(void);
+int edge_socket_nb(int family);
+int edge_accept_nb(int lfd, union sa *sa, socklen_t *len);
+
 #endif

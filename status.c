@@ -10,12 +10,10 @@
 #include <sys/socket.h>
 #include <netdb.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "edge.h"
@@ -60,20 +58,18 @@ int
 status_accept(int lfd, int64_t now)
 {
 	struct sclient *s;
+	union sa sa;
+	socklen_t len;
 	int i, fd;
 
 	for (i = 0; i < STATUS_MAX; i++) {
 		s = &S[i];
 		if (s->st != S_FREE)
 			continue;
-		if ((fd = accept(lfd, NULL, NULL)) == -1)
+		len = sizeof(sa);
+		if ((fd = edge_accept_nb(lfd, &sa, &len)) == -1)
 			return errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == EINTR || errno == ECONNABORTED ? 0 : -1;
-		if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1 ||
-		    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-			close(fd);
-			continue;
-		}
 		s->fd = fd;
 		s->st = S_READ;
 		s->rn = 0;
@@ -240,15 +236,6 @@ status_close_all(void)
 			sc_close(&S[i]);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for ev on fd until the deadline; 1 ready, 0 timed out, -1 error. */
 static int
 wait_fd(int fd, short ev, int64_t deadline)
@@ -258,7 +245,7 @@ wait_fd(int fd, short ev, int64_t deadline)
 	int r;
 
 	for (;;) {
-		if ((left = deadline - mono_ms()) <= 0)
+		if ((left = deadline - edge_now_ms()) <= 0)
 			return 0;
 		p.fd = fd;
 		p.events = ev;
@@ -285,11 +272,10 @@ status_probe(const char *arg)
 	    "User-Agent: edge-probe\r\n\r\n";
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[HOST_MAX_LEN], buf[64];
-	const char *port = NULL, *colon;
-	int64_t deadline = mono_ms() + STATUS_MS;
+	const char *port = NULL, *colon, *target = arg;
+	int64_t deadline = edge_now_ms() + STATUS_MS;
 	size_t n = 0, hl = 0;
 	ssize_t r;
-	const char *target = arg;
 	int fd = -1, e = 0, rc;
 	socklen_t len;
 
@@ -315,8 +301,7 @@ status_probe(const char *arg)
 	    != 0)
 		return probe_fail(arg, "resolve", gai_strerror(rc));
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, SOCK_STREAM, 0)) == -1 ||
-		    fcntl(fd, F_SETFL, O_NONBLOCK) == -1) {
+		if ((fd = edge_socket_nb(ai->ai_family)) == -1) {
 			e = errno;
 			goto next;
 		}
@@ -338,18 +323,17 @@ next:
 		fd = -1;
 	}
 	freeaddrinfo(res);
-	target = arg;
 	if (fd == -1)
-		return probe_fail(target, "connect", strerror(e));
+		return probe_fail(arg, "connect", strerror(e));
 	if (write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
 		close(fd);
-		return probe_fail(target, "write", strerror(errno));
+		return probe_fail(arg, "write", strerror(errno));
 	}
 	/* The status line is all we need: "HTTP/1.0 200 OK". */
 	while (n < sizeof(buf) - 1 && memchr(buf, '\n', n) == NULL) {
 		if (wait_fd(fd, POLLIN, deadline) != 1) {
 			close(fd);
-			return probe_fail(target, "no answer within 5s", NULL);
+			return probe_fail(arg, "no answer within 5s", NULL);
 		}
 		r = read(fd, buf + n, sizeof(buf) - 1 - n);
 		if (r == -1 && (errno == EAGAIN || errno == EINTR))
@@ -363,6 +347,6 @@ next:
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (strncmp(buf, "HTTP/1.", 7) == 0 && strncmp(buf + 8, " 200", 4) == 0)
 		return 0;
-	return probe_fail(target, "answered",
+	return probe_fail(arg, "answered",
 	    n ? buf : "nothing (not the status endpoint?)");
 }
