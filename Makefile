@@ -16,7 +16,7 @@ STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
 REPLAY = fuzz/conf_replay fuzz/sni_replay
 FUZZ_CC = clang
-FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 all: edge
 

@@ -779,6 +779,27 @@ complete(struct parser *P, struct target *t, int line, const char *key,
 	return 0;
 }
 
+/* Fail if the literal target t is one of the listen addresses of out. */
+static int
+loops(struct parser *P, const struct conf *out, const struct target *t,
+    int line, const char *key, const char *text)
+{
+	char a[SA_FMT_LEN];
+	int i;
+
+	if (line == 0 || !t->literal)
+		return 0;
+	for (i = 0; i < out->nl; i++)
+		if (conf_reaches(&out->l[i].addr, out->l[i].dual,
+		    &t->addr) == 1)
+			return fail(P, line, key, "\"%s\" (%s) is where %s "
+			    "listens (line %d): every connection would come "
+			    "back into edge", text, sa_fmt(&t->addr, a,
+			    sizeof(a)), out->l[i].name,
+			    P->g[i].v[K_LISTEN_ID].line);
+	return 0;
+}
+
 static int
 finish(struct parser *P, struct conf *out)
 {
@@ -867,6 +888,21 @@ finish(struct parser *P, struct conf *out)
 		l->nr = out->nr - l->r0;
 	}
 	out->nl = P->ng;
+
+	/* An upstream that is one of edge's own listen addresses would
+	 * connect every client to edge again, until max_conns is used up. */
+	for (i = 0; i < P->ng; i++) {
+		snprintf(key, sizeof(key), "%s.upstream", P->g[i].name);
+		if (loops(P, out, &out->l[i].up, P->g[i].v[K_UPSTREAM_ID].line,
+		    key, P->g[i].v[K_UPSTREAM_ID].text))
+			return -1;
+	}
+	for (j = 0; j < P->nrr; j++) {
+		rr = &P->rr[j];
+		snprintf(key, sizeof(key), "%s.sni", P->g[rr->group].name);
+		if (loops(P, out, &rr->r.t, rr->line, key, rr->up))
+			return -1;
+	}
 	return 0;
 }
 
@@ -929,6 +965,58 @@ conf_allowed(const struct conf *cf, const struct listener *l,
 		if (cidr_match(&cf->c[l->c0 + i], b, fam))
 			return 1;
 	return 0;
+}
+
+/* Loopback or unspecified: an address that can only be this host. */
+static int
+self_only(const union sa *a)
+{
+	const unsigned char *b = (const unsigned char *)&a->in6.sin6_addr;
+
+	if (a->sa.sa_family == AF_INET)
+		return (ntohl(a->in.sin_addr.s_addr) >> 24) == 127 ||
+		    a->in.sin_addr.s_addr == htonl(INADDR_ANY);
+	return memcmp(b, &in6addr_loopback, 16) == 0 ||
+	    memcmp(b, &in6addr_any, 16) == 0;
+}
+
+int
+conf_reaches(const union sa *l, int dual, const union sa *to)
+{
+	union sa a = *to;
+	int any;
+
+	sa_unmap(&a);
+	if (a.sa.sa_family == AF_INET && a.in.sin_addr.s_addr ==
+	    htonl(INADDR_ANY))
+		a.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (a.sa.sa_family == AF_INET6 &&
+	    memcmp(&a.in6.sin6_addr, &in6addr_any, 16) == 0)
+		a.in6.sin6_addr = in6addr_loopback;
+	if (l->sa.sa_family == AF_INET) {
+		if (a.sa.sa_family != AF_INET ||
+		    l->in.sin_port != a.in.sin_port || l->in.sin_port == 0)
+			return 0;
+		if (l->in.sin_addr.s_addr == a.in.sin_addr.s_addr)
+			return 1;
+		any = l->in.sin_addr.s_addr == htonl(INADDR_ANY);
+	} else {
+		if (l->in6.sin6_port == 0 || l->in6.sin6_port !=
+		    (a.sa.sa_family == AF_INET ? a.in.sin_port :
+		    a.in6.sin6_port))
+			return 0;
+		any = memcmp(&l->in6.sin6_addr, &in6addr_any, 16) == 0;
+		if (a.sa.sa_family == AF_INET) {
+			if (!any || !dual)
+				return 0;
+		} else if (memcmp(&l->in6.sin6_addr, &a.in6.sin6_addr,
+		    16) == 0) {
+			return 1;
+		}
+	}
+	if (!any)
+		return 0;
+	return self_only(&a) ? 1 : -1;
 }
 
 int

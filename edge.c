@@ -70,7 +70,7 @@ enum { CLI = 0, UPS = 1 };		/* side index; the peer is !side */
 enum why {
 	W_EOF, W_IDLE, W_RESET, W_ERROR, W_CONNECT_FAILED, W_DNS_FAILED,
 	W_DNS_TIMEOUT, W_SNI_TIMEOUT, W_SNI_TOO_BIG, W_SNI_INCOMPLETE,
-	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN,
+	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN, W_LOOP,
 	NCLOSE,				/* the rest are refusals, before a slot */
 	W_DENIED = NCLOSE, W_PER_IP, NWHY
 };
@@ -78,7 +78,7 @@ enum why {
 static const char *const why_name[NWHY] = {
 	"eof", "idle", "reset", "error", "connect_failed", "dns_failed",
 	"dns_timeout", "sni_timeout", "sni_too_big", "sni_incomplete",
-	"sni_eof", "not_tls", "no_route", "no_memory", "shutdown",
+	"sni_eof", "not_tls", "no_route", "no_memory", "shutdown", "loop",
 	"denied", "per_ip_limit"
 };
 
@@ -184,6 +184,7 @@ struct edge {
 	int64_t now;
 	int64_t accept_resume;	/* listeners paused until then */
 	int fd_short;		/* in an EMFILE episode, already logged */
+	char loopmsg[128];	/* why the last address dialled was refused */
 	int64_t start;		/* when edge started */
 	int64_t rl_t;		/* refusal log window start */
 	int rl_n;		/* refusal lines in this window */
@@ -774,7 +775,7 @@ conn_retry_log(const struct conn *c)
 	if (c->ai + 1 < c->an)
 		logmsg("retry l=%s c=%s u=%s err=\"%s\"", c->l->name,
 		    sa_fmt(&c->cli, a, sizeof(a)), sa_fmt(&c->ups, u, sizeof(u)),
-		    strerror(c->err));
+		    c->err == ELOOP ? E.loopmsg : strerror(c->err));
 }
 
 /*
@@ -793,10 +794,59 @@ fd_pause(const char *lname, int err)
 	E.accept_resume = E.now + ACCEPT_PAUSE_MS;
 }
 
+/* Would the kernel send to a from a itself: is a an address of this host?
+ * A UDP connect() sends nothing; it only picks a route and a source. */
+static int
+is_local(const union sa *a)
+{
+	union sa src;
+	socklen_t len = sizeof(src);
+	int fd, r = 0;
+
+	if ((fd = socket(a->sa.sa_family, SOCK_DGRAM, 0)) == -1)
+		return 0;
+	if (connect(fd, &a->sa, sa_len(a)) == 0 &&
+	    getsockname(fd, &src.sa, &len) == 0 &&
+	    src.sa.sa_family == a->sa.sa_family)
+		r = a->sa.sa_family == AF_INET ?
+		    src.in.sin_addr.s_addr == a->in.sin_addr.s_addr :
+		    memcmp(&src.in6.sin6_addr, &a->in6.sin6_addr, 16) == 0;
+	close(fd);
+	return r;
+}
+
+/*
+ * Is a one of edge's own listening sockets?  Dialling it would bring the
+ * connection back to edge, which would dial it again, until max_conns is
+ * used up: a name that resolves to this box (the edge's public name, not
+ * the mail server's) does that.  Sets E.loopmsg when it is.
+ */
+static int
+self_dial(const union sa *a)
+{
+	const struct listener *l;
+	char b[SA_FMT_LEN];
+	int i, r;
+
+	for (i = 0; i < E.cf->nl; i++) {
+		l = &E.cf->l[i];
+		if (E.lfd[i] == -1 ||
+		    (r = conf_reaches(&E.laddr[i], l->dual, a)) == 0 ||
+		    (r == -1 && !is_local(a)))
+			continue;
+		snprintf(E.loopmsg, sizeof(E.loopmsg), "a loop: edge itself "
+		    "listens there (%s on %s)", l->name,
+		    sa_fmt(&E.laddr[i], b, sizeof(b)));
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * Start a non-blocking connect to av[ai], or the next that can start.
  * Each failure with an address left to try gets a "retry" line: a family
- * that fails (no IPv6 route, say) should not stay invisible.
+ * that fails (no IPv6 route, say) should not stay invisible.  An address
+ * that is edge's own listener is never dialled.
  */
 static void
 conn_dial(struct conn *c)
@@ -807,6 +857,11 @@ conn_dial(struct conn *c)
 	for (; c->ai < c->an; c->ai++) {
 		a = &c->av[c->ai];
 		c->ups = *a;
+		if (self_dial(a)) {
+			c->err = ELOOP;
+			conn_retry_log(c);
+			continue;
+		}
 		if ((fd = edge_socket_nb(a->sa.sa_family)) != -1) {
 			tune(fd);
 			if (E.fd_short)
@@ -831,7 +886,10 @@ conn_dial(struct conn *c)
 		conn_retry_log(c);
 	}
 	c->st = C_CONNECT;	/* so that the log names the last address */
-	conn_close(c, W_CONNECT_FAILED, c->err, NULL);
+	if (c->err == ELOOP)
+		conn_close(c, W_LOOP, 0, E.loopmsg);
+	else
+		conn_close(c, W_CONNECT_FAILED, c->err, NULL);
 }
 
 /* The connect to av[ai] failed with err: try the next address. */

@@ -135,6 +135,15 @@ const struct route *conf_route(const struct conf *cf,
 int conf_allowed(const struct conf *cf, const struct listener *l,
     const union sa *a);
 
+/*
+ * conf_reaches(l, dual, a): would a connection to a land on the socket
+ * listening on l (dual: a ":PORT" socket, taking IPv4 too)?  1: yes, it
+ * is that address, or l is a wildcard on a's port and a is loopback or
+ * unspecified.  -1: only if a is an address of this host (l is a wildcard
+ * on a's port); the caller decides.  0: no.
+ */
+int conf_reaches(const union sa *l, int dual, const union sa *a);
+
 /* sa_len(a): the length to pass to bind/connect for a. */
 socklen_t sa_len(const union sa *a);
 

@@ -137,7 +137,8 @@ server_name(struct cur *ext, char *name, size_t namesz)
 			return SNI_NOT_TLS;
 		return SNI_FOUND;
 	}
-	return SNI_NOT_TLS;	/* a list without a host_name */
+	return SNI_NONE;	/* a list without a host_name (RFC 6066
+				 * defines no other type, but allows them) */
 }
 
 /* Parse a complete ClientHello body. */

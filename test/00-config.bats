@@ -76,6 +76,43 @@ imap.upstream = mx.example:143'
 	[ "$stderr" = 'edge: edge.conf:3: imap.listen: "127.0.0.1:2525" is already used by smtp (line 1)' ]
 }
 
+@test "an upstream that is edge's own listen address is refused: it would loop" {
+	# The sample pointed at this box itself: :25 listens on 127.0.0.1 too.
+	STALWART=127.0.0.1 run --separate-stderr "$EDGE" -t -c "$T/../edge.conf"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *'edge.conf:27: smtp.upstream: ":25" (127.0.0.1:25) is where smtp listens (line 26): every connection would come back into edge' ]]
+	STALWART=::1 run --separate-stderr "$EDGE" -t -c "$T/../edge.conf"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *'edge.conf:27: smtp.upstream: ":25" ([::1]:25) is where smtp listens (line 26): every connection would come back into edge' ]]
+
+	# An sni route, and another listener's address.
+	conf 'web.listen = 0.0.0.0:4443
+web.upstream = 127.0.0.1:8443
+web.sni = mta-sts.* 127.0.0.9:4443'
+	run --separate-stderr "$EDGE" -t -c edge.conf
+	[ "$status" -eq 2 ]
+	[ "$stderr" = 'edge: edge.conf:3: web.sni: "127.0.0.9:4443" (127.0.0.9:4443) is where web listens (line 1): every connection would come back into edge' ]
+	conf 'a.listen = 127.0.0.1:2525
+a.upstream = 127.0.0.1:2526
+b.listen = 127.0.0.1:2526
+b.upstream = 127.0.0.1:2525'
+	run --separate-stderr "$EDGE" -t -c edge.conf
+	[ "$status" -eq 2 ]
+	[ "$stderr" = 'edge: edge.conf:2: a.upstream: "127.0.0.1:2526" (127.0.0.1:2526) is where b listens (line 3): every connection would come back into edge' ]
+
+	# Not a loop: another address on the same port, or another port.
+	conf 'a.listen = 127.0.0.1:2525
+a.upstream = 127.0.0.2:2525
+b.listen = 0.0.0.0:2526
+b.upstream = [::1]:2526
+c.listen = [::]:2527
+c.upstream = 127.0.0.1:2527
+d.listen = :2528
+d.upstream = 127.0.0.1:2529'
+	run --separate-stderr "$EDGE" -t -c edge.conf
+	[ "$status" -eq 0 ]
+}
+
 @test "upstream_host writes the host once; :PORT upstreams use it" {
 	conf 'upstream_host = ${MAILHOST:-mx.example}
 smtp.listen = 127.0.0.1:2525

@@ -146,3 +146,43 @@ slow.upstream = slow.test:2001'
 	run $NS timeout 10 socat -u TCP:127.0.0.1:2525 STDOUT
 	[ "$(grep -c why=dns_timeout edge.log)" -eq 2 ]
 }
+
+@test "a name that resolves to edge's own listener is refused as a loop, never dialled" {
+	# A network namespace whose lo also holds 10.9.9.9: an address of
+	# "this host" that is not loopback, like a VPS's public address.
+	need_root
+	NETNS="edge-test-$$-$BATS_TEST_NUMBER"
+	ip netns add "$NETNS"
+	ip -n "$NETNS" link set lo up
+	ip -n "$NETNS" addr add 10.9.9.9/32 dev lo
+	NS="ip netns exec $NETNS"
+	printf '10.9.9.9 self.test\n127.0.0.5 lo.test\n127.0.0.1 mixed.test\n127.0.0.2 mixed.test\n' > hosts
+	echo 'nameserver 127.0.0.1' > resolv.conf
+	spawn $NS socat -u TCP-LISTEN:2003,bind=127.0.0.2,reuseaddr CREATE:got
+	writes got
+	wait_for 10 $NS sh -c 'ss -Hltn | grep -q 127.0.0.2:2003'
+	conf 'a.listen = :2001
+a.upstream = self.test:2001
+b.listen = 0.0.0.0:2002
+b.upstream = lo.test:2002
+c.listen = 127.0.0.1:2003
+c.upstream = mixed.test:2003
+c.proxy = off'
+	start_edge edge.conf $NS "$T/lib/with-hosts.sh" "$BATS_TEST_TMPDIR/hosts" \
+		"$BATS_TEST_TMPDIR/resolv.conf"
+	run $NS timeout 10 socat -u TCP:127.0.0.1:2001 STDOUT
+	[ "$output" = "" ]
+	wait_log '^edge: close l=a c=127.0.0.1:[0-9]+ sni=- r=- u=10.9.9.9:2001 up=0 down=0 t=[0-9.]+s why=loop err="a loop: edge itself listens there \(a on \[::\]:2001\)"$'
+	run $NS timeout 10 socat -u TCP:127.0.0.1:2002 STDOUT
+	[ "$output" = "" ]
+	wait_log '^edge: close l=b .* u=127.0.0.5:2002 .*why=loop err="a loop: edge itself listens there \(b on 0.0.0.0:2002\)"$'
+	# With another address to try, edge skips its own and goes on.
+	$NS sh -c 'printf mixed | socat -u - TCP:127.0.0.1:2003'
+	wait_log '^edge: close l=c .* u=127.0.0.2:2003 up=5 .*why=eof$'
+	grep -q '^edge: retry l=c c=127.0.0.1:[0-9]* u=127.0.0.1:2003 err="a loop: edge itself listens there (c on 127.0.0.1:2003)"$' edge.log
+	sunk got
+	[ "$(cat got)" = mixed ]
+	# Three clients, three close lines: no connection came back to edge.
+	[ "$(close_lines | wc -l)" -eq 3 ]
+	! grep -q 'c=10.9.9.9\|c=127.0.0.5\|u=127.0.0.1:2003 up' edge.log
+}

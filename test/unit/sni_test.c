@@ -36,6 +36,7 @@ struct hello {
 	size_t snilen;		/* 0: strlen(sni) */
 	int dup;		/* a second server_name extension */
 	int other_first;	/* a non-host_name entry before host_name */
+	int other_only;		/* a non-host_name entry and no host_name */
 	size_t pad;		/* a padding extension (21) of this size */
 	int noext;		/* no extensions block at all */
 	int records;		/* split the handshake over this many */
@@ -55,15 +56,18 @@ sni_ext(unsigned char *p, const struct hello *h)
 	size_t n = h->snilen ? h->snilen : strlen(h->sni), o = 0, list;
 
 	o += put16(p + o, 0);		/* type: server_name */
-	list = 3 + n + (h->other_first ? 3 + 4 : 0);
+	list = (h->other_only ? 0 : 3 + n) +
+	    (h->other_first || h->other_only ? 3 + 4 : 0);
 	o += put16(p + o, 2 + list);
 	o += put16(p + o, list);
-	if (h->other_first) {
+	if (h->other_first || h->other_only) {
 		p[o++] = 7;
 		o += put16(p + o, 4);
 		memcpy(p + o, "\1\2\3\4", 4);
 		o += 4;
 	}
+	if (h->other_only)
+		return o;
 	p[o++] = 0;			/* host_name */
 	o += put16(p + o, n);
 	memset(p + o, 'a', n);
@@ -214,6 +218,11 @@ main(int argc, char **argv)
 	n = build(buf, &h);
 	expect("an unknown name_type before host_name is skipped", buf, n,
 	    SNI_FOUND, "mail.example.org");
+	h.other_only = 1;
+	n = build(buf, &h);
+	expect("a server_name list with no host_name: TLS, no name", buf, n,
+	    SNI_NONE, NULL);
+	h.other_only = 0;
 
 	h.other_first = 0;
 	h.sni = NULL;
