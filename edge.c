@@ -32,13 +32,16 @@
 /*
  * A buffer per direction, held only while bytes are in flight.  256 KiB
  * moves a bulk stream with a sixteenth of the system calls of 16 KiB (see
- * bench/RESULTS.md); the pool is capped by BUF_MEMORY, past which a
- * connection simply waits for a buffer (backpressure, not an error), and
- * keeps at most BUF_SPARE free ones.
+ * bench/RESULTS.md).  Big buffers are capped by BUF_MEMORY; past it a
+ * side gets a small one.  Small ones need no cap: a side holds at most one
+ * buffer.  So clients that stop reading can hold every big buffer, and
+ * still never make another connection wait.  BUF_SPARE free ones are kept
+ * of each size.
  */
 #ifndef BUFSZ
 #define BUFSZ		(256 * 1024)
 #endif
+#define BUF_SMALL	(16 * 1024)
 #define BUF_MEMORY	(64 * 1024 * 1024)
 #define PEEK_MAX	(16 * 1024)	/* bytes held looking for a ClientHello */
 #define BUF_SPARE	16
@@ -119,8 +122,11 @@ enum cstate {
 struct buf {
 	struct buf *next;	/* free list */
 	uint32_t off, len;
-	unsigned char b[HEADROOM + BUFSZ];
+	uint32_t size;		/* of b[]: HEADROOM + BUFSZ or BUF_SMALL */
+	unsigned char b[];
 };
+
+enum { BIG = 0, SMALL = 1 };	/* buffer sizes: index of E.bfree etc. */
 
 struct side {
 	int fd;			/* -1 when not open */
@@ -173,10 +179,10 @@ struct edge {
 	double credit;		/* cold connections owed a look */
 	int *freeslot, nfree;	/* stack of freed slots */
 	int hw;			/* slots ever used: [0, hw); untouched beyond */
-	struct buf *bfree;	/* free buffers */
-	int nbuf;		/* buffers allocated */
-	int nbfree;		/* of which free */
-	int bmax;		/* the cap on nbuf */
+	struct buf *bfree[2];	/* free buffers, big and small */
+	int nbuf[2];		/* buffers allocated */
+	int nbfree[2];		/* of which free */
+	int bmax;		/* the cap on nbuf[BIG] */
 	struct pollfd *pfd;
 	int *pmap;		/* pfd index -> slot * 2 + side */
 	int sigp[2];		/* self-pipe for signals */
@@ -413,46 +419,54 @@ edge_accept_nb(int lfd, union sa *sa, socklen_t *len)
 #endif
 }
 
-/* Is there a buffer to read into, free or within the cap? */
-static int
-buf_ready(void)
-{
-	return E.bfree != NULL || E.nbuf < E.bmax;
-}
-
-/* A buffer, or NULL at the cap (force: past it, up to two per slot) or
- * when malloc fails. */
+/* A big buffer while there are any under the cap, else a small one; NULL
+ * only when malloc fails. */
 static struct buf *
-buf_get(int force)
+buf_get(void)
 {
-	struct buf *b = E.bfree;
+	int k = E.bfree[BIG] != NULL || E.nbuf[BIG] < E.bmax ? BIG : SMALL;
+	uint32_t size = HEADROOM + (k == BIG ? BUFSZ : BUF_SMALL);
+	struct buf *b = E.bfree[k];
 
 	if (b != NULL) {
-		E.bfree = b->next;
-		E.nbfree--;
+		E.bfree[k] = b->next;
+		E.nbfree[k]--;
 	} else {
-		if (E.nbuf >= (force ? 2 * E.maxc : E.bmax) ||
-		    (b = malloc(sizeof(*b))) == NULL)
+		if ((b = malloc(sizeof(*b) + size)) == NULL)
 			return NULL;
-		E.nbuf++;
+		b->size = size;
+		E.nbuf[k]++;
 	}
 	b->off = HEADROOM;
 	b->len = 0;
 	return b;
 }
 
+/* Memory held by relay buffers, free ones included. */
+static uint64_t
+buf_bytes(void)
+{
+	return (uint64_t)E.nbuf[BIG] * (sizeof(struct buf) + HEADROOM +
+	    BUFSZ) + (uint64_t)E.nbuf[SMALL] * (sizeof(struct buf) + HEADROOM +
+	    BUF_SMALL);
+}
+
 static void
 buf_put(struct side *s)
 {
-	if (s->in == NULL)
+	struct buf *b = s->in;
+	int k;
+
+	if (b == NULL)
 		return;
-	if (E.nbfree >= BUF_SPARE) {
-		free(s->in);
-		E.nbuf--;
+	k = b->size == HEADROOM + BUFSZ ? BIG : SMALL;
+	if (E.nbfree[k] >= BUF_SPARE) {
+		free(b);
+		E.nbuf[k]--;
 	} else {
-		s->in->next = E.bfree;
-		E.bfree = s->in;
-		E.nbfree++;
+		b->next = E.bfree[k];
+		E.bfree[k] = b;
+		E.nbfree[k]++;
 	}
 	s->in = NULL;
 }
@@ -472,8 +486,8 @@ can_read(const struct side *s)
 	if (s->eof || s->fd == -1)
 		return 0;
 	if (b == NULL)
-		return buf_ready();
-	return b->off + b->len < sizeof(b->b) || b->off > HEADROOM;
+		return 1;	/* buf_get() has one */
+	return b->off + b->len < b->size || b->off > HEADROOM;
 }
 
 /* The address bytes of a (4 for IPv4, 16 for IPv6). */
@@ -685,23 +699,20 @@ pump(struct conn *c, int from, short rin, short rout)
 	for (round = 0; round < PUMP_ROUNDS; round++) {
 		progress = 0;
 		if (rd && can_read(s)) {
-			if (s->in == NULL && (s->in = buf_get(0)) == NULL) {
-				if (E.nbuf < E.bmax) {	/* malloc failed */
-					conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
-					return -1;
-				}
-				break;	/* at the cap: wait for a buffer */
+			if (s->in == NULL && (s->in = buf_get()) == NULL) {
+				conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
+				return -1;
 			}
 			b = s->in;
 			if (b->len == 0) {
 				b->off = HEADROOM;
-			} else if (b->off + b->len == sizeof(b->b)) {
+			} else if (b->off + b->len == b->size) {
 				memmove(b->b + HEADROOM, b->b + b->off, b->len);
 				b->off = HEADROOM;
 			}
 			do
 				n = read(s->fd, b->b + b->off + b->len,
-				    sizeof(b->b) - b->off - b->len);
+				    b->size - b->off - b->len);
 			while (n == -1 && errno == EINTR);
 			if (n > 0) {
 				b->len += (uint32_t)n;
@@ -923,7 +934,7 @@ conn_established(struct conn *c)
 	else if (c->l->proxy == PROXY_V1)
 		n = pp1_encode(hdr, sizeof(hdr), &c->cli, &c->loc);
 	if (n > 0) {
-		if (s->in == NULL && (s->in = buf_get(1)) == NULL) {
+		if (s->in == NULL && (s->in = buf_get()) == NULL) {
 			conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
 			return -1;
 		}
@@ -1600,8 +1611,11 @@ log_stats(void)
 	int i, w;
 
 	logmsg("stats uptime=%llds conns=%d max_conns=%d buffers=%d "
-	    "reloads=%llu reload_failures=%llu", (long long)(E.now - E.start) /
-	    1000, E.nconn, E.maxc, E.nbuf, (unsigned long long)E.reload_ok,
+	    "small_buffers=%d buffer_kb=%llu reloads=%llu reload_failures=%llu",
+	    (long long)(E.now - E.start) / 1000, E.nconn, E.maxc,
+	    E.nbuf[BIG] + E.nbuf[SMALL], E.nbuf[SMALL],
+	    (unsigned long long)buf_bytes() / 1024,
+	    (unsigned long long)E.reload_ok,
 	    (unsigned long long)E.reload_failed);
 	for (i = 0; i < MAX_STATS; i++) {
 		st = &E.stats[i];
@@ -1728,9 +1742,13 @@ edge_metrics(size_t *len)
 	    (unsigned long long)E.reload_failed);
 	text_add(&t, "# HELP edge_max_conns Connections edge will hold.\n"
 	    "# TYPE edge_max_conns gauge\nedge_max_conns %d\n", E.maxc);
-	text_add(&t, "# HELP edge_buffers Relay buffers allocated (%d bytes "
-	    "each).\n# TYPE edge_buffers gauge\nedge_buffers %d\n",
-	    (int)sizeof(struct buf), E.nbuf);
+	text_add(&t, "# HELP edge_buffers Relay buffers allocated, by size in "
+	    "bytes.\n# TYPE edge_buffers gauge\n"
+	    "edge_buffers{size=\"%d\"} %d\nedge_buffers{size=\"%d\"} %d\n",
+	    BUFSZ, E.nbuf[BIG], BUF_SMALL, E.nbuf[SMALL]);
+	text_add(&t, "# HELP edge_buffer_bytes Memory held by relay buffers.\n"
+	    "# TYPE edge_buffer_bytes gauge\nedge_buffer_bytes %llu\n",
+	    (unsigned long long)buf_bytes());
 	text_add(&t, "# HELP edge_uptime_seconds Seconds since edge started.\n"
 	    "# TYPE edge_uptime_seconds gauge\nedge_uptime_seconds %lld.%03lld\n",
 	    (long long)(edge_now_ms() - E.start) / 1000,
@@ -2072,7 +2090,7 @@ setup(void)
 		    spare);
 	}
 
-	E.bmax = BUF_MEMORY / (int)sizeof(struct buf);
+	E.bmax = BUF_MEMORY / (int)(sizeof(struct buf) + HEADROOM + BUFSZ);
 	if (E.bmax > 2 * E.maxc)
 		E.bmax = 2 * E.maxc;
 	if (pipe(E.sigp) == -1 || set_nonblock(E.sigp[0]) == -1 ||

@@ -169,3 +169,45 @@ PY
 	echo "ticks: $((t1 - t0))" >&3
 	[ $((t1 - t0)) -lt 60 ]
 }
+
+@test "clients that stop reading cannot starve the others of buffers" {
+	# 300 clients start an endless download through edge and never read
+	# it: each leaves edge holding bytes it cannot deliver.  A client that
+	# comes after them must still be relayed, in full.
+	up=$(free_port)
+	spawn "$T/../bench/load" serve "$up" source:100000000000
+	wait_listen "$up"
+	up2=$(free_port)
+	sink "$up2" got
+	conf "max_conns = 400
+dl.listen = 127.0.0.1:0
+dl.upstream = 127.0.0.1:$up
+ok.listen = 127.0.0.1:0
+ok.upstream = 127.0.0.1:$up2"
+	start_edge edge.conf
+	cat > hold.py <<'PY'
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        for i in range(300)]
+open("ready", "w").close()
+time.sleep(120)
+PY
+	spawn /usr/bin/python3 hold.py "$(edge_port dl)"
+	wait_for 20 test -e ready
+	# Wait until edge holds a buffer for (nearly) every stuck download.
+	buffers() {
+		kill -USR1 "$EDGE_PID"
+		sleep 0.2
+		[ "$(sed -n 's/^edge: stats .* buffers=\([0-9]*\) .*/\1/p' edge.log |
+			tail -n 1)" -ge 250 ]
+	}
+	wait_for 60 buffers
+	head -c 3000000 /dev/urandom > data
+	timeout 30 socat -u OPEN:data "TCP:127.0.0.1:$(edge_port ok)"
+	wait_log "^edge: close l=ok .* up=3000000 down=0 .*why=eof$" edge.log 30
+	sunk got
+	cmp data got
+	# It was relayed through a small buffer: the big ones were all held.
+	kill -USR1 "$EDGE_PID"
+	wait_log '^edge: stats .* small_buffers=[1-9]'
+}

@@ -415,5 +415,5 @@ smtp.upstream = 127.0.0.1:$b1"
 	wait_log 'why=eof$'
 	kill -USR1 "$EDGE_PID"
 	wait_log '^edge: stats l=smtp active=0 total=1 denied=0 per_ip_limit=0 up=2 down=10 dns_failures=0 connect_failures=0 eof=1$'
-	grep -Eq '^edge: stats uptime=[0-9]+s conns=0 max_conns=[0-9]+ buffers=[0-9]+ reloads=0 reload_failures=0$' edge.log
+	grep -Eq '^edge: stats uptime=[0-9]+s conns=0 max_conns=[0-9]+ buffers=[0-9]+ small_buffers=[0-9]+ buffer_kb=[0-9]+ reloads=0 reload_failures=0$' edge.log
 }
