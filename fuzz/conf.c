@@ -65,6 +65,19 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		for (i = 0; i < cf.nr; i++)
 			if (cf.r[i].t.host[0] == '\0' || cf.r[i].pat[0] == '\0')
 				abort();
+		/* No literal target is one of the listen addresses. */
+		for (i = 0; i < cf.nl; i++)
+			for (j = 0; j < cf.nl; j++)
+				if (cf.l[i].up.literal && conf_reaches(
+				    &cf.l[j].addr, cf.l[j].dual,
+				    &cf.l[i].up.addr) == 1)
+					abort();
+		for (i = 0; i < cf.nr; i++)
+			for (j = 0; j < cf.nl; j++)
+				if (cf.r[i].t.literal && conf_reaches(
+				    &cf.l[j].addr, cf.l[j].dual,
+				    &cf.r[i].t.addr) == 1)
+					abort();
 	}
 	return 0;
 }
