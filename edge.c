@@ -805,24 +805,43 @@ fd_pause(const char *lname, int err)
 	E.accept_resume = E.now + ACCEPT_PAUSE_MS;
 }
 
-/* Would the kernel send to a from a itself: is a an address of this host?
- * A UDP connect() sends nothing; it only picks a route and a source. */
+/*
+ * Would the kernel send to a from a itself: is a an address of this host?
+ * A UDP connect() sends nothing; it only picks a route and a source.  That
+ * is four system calls, a tenth of what a connection costs, so answers
+ * are kept for LOCAL_TTL_MS (a few addresses; mail goes to one or two).
+ */
+#define LOCAL_TTL_MS	1000
+#define LOCAL_CACHE	8
+
 static int
 is_local(const union sa *a)
 {
+	static struct {
+		int64_t until;
+		unsigned char n, local, b[16];
+	} cache[LOCAL_CACHE];
 	union sa src;
 	socklen_t len = sizeof(src);
+	size_t n, sn;
+	const unsigned char *b = sa_bytes(a, &n);
+	unsigned h = (b[n - 1] + 31u * b[n - 2]) % LOCAL_CACHE;
 	int fd, r = 0;
 
+	if (cache[h].until > E.now && cache[h].n == n &&
+	    memcmp(cache[h].b, b, n) == 0)
+		return cache[h].local;
 	if ((fd = socket(a->sa.sa_family, SOCK_DGRAM, 0)) == -1)
 		return 0;
 	if (connect(fd, &a->sa, sa_len(a)) == 0 &&
 	    getsockname(fd, &src.sa, &len) == 0 &&
 	    src.sa.sa_family == a->sa.sa_family)
-		r = a->sa.sa_family == AF_INET ?
-		    src.in.sin_addr.s_addr == a->in.sin_addr.s_addr :
-		    memcmp(&src.in6.sin6_addr, &a->in6.sin6_addr, 16) == 0;
+		r = memcmp(sa_bytes(&src, &sn), b, n) == 0;
 	close(fd);
+	cache[h].until = E.now + LOCAL_TTL_MS;
+	cache[h].n = (unsigned char)n;
+	cache[h].local = (unsigned char)r;
+	memcpy(cache[h].b, b, n);
 	return r;
 }
 
