@@ -187,8 +187,13 @@ ok.upstream = 127.0.0.1:$up2"
 	start_edge edge.conf
 	cat > hold.py <<'PY'
 import socket, sys, time
-held = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-        for i in range(300)]
+def stuck():
+    # A small receive window keeps what waits in the kernel small.
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    return s
+held = [stuck() for i in range(300)]
 open("ready", "w").close()
 time.sleep(120)
 PY
