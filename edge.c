@@ -759,6 +759,12 @@ pump(struct conn *c, int from, short rin, short rout)
 	if (moved && c->st == C_SPLICE)
 		arm_idle(c);
 	if (c->st == C_SPLICE && s->eof && s->in == NULL && !d->shut) {
+		/* If the other way is done too, conn_step() closes now and
+		 * close() sends the FIN: no shutdown() needed. */
+		if (d->eof && d->in == NULL) {
+			d->shut = 1;
+			return 0;
+		}
 		/* ENOTCONN: the peer is already gone; the read side tells. */
 		if (shutdown(d->fd, SHUT_WR) == -1 && errno != ENOTCONN) {
 			conn_fail(c, !from, errno);
