@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The exact PROXY header bytes an upstream receives, before any relayed
 # byte: v2 for an IPv4 client, an IPv6 client, an IPv4 client on a
-# dual-stack listener; v1; nothing at all with proxy = off.
+# dual-stack listener; v1; nothing at all with proxy = off.  And a real
+# consumer, HAProxy with accept-proxy, reading them.
 
 load helpers
 
@@ -115,4 +116,52 @@ smtp.proxy = $3"
 	sunk got
 	[ "$(head -n 1 got)" = "$(printf 'PROXY TCP4 127.0.0.2 127.0.0.1 %s %s\r' "$(client_port)" "$port")" ]
 	[ "$(sed -n 2p got)" = "$(printf 'PROXY TCP4 6.6.6.6 127.0.0.1 1 25\r')" ]
+}
+
+@test "HAProxy accept-proxy reads edge's v2 and v1: the clients' own addresses" {
+	command -v haproxy > /dev/null || skip "haproxy is not installed"
+	hap=$(free_port)
+	back=$(free_port)
+	spawn socat -u "TCP-LISTEN:$back,bind=127.0.0.1,reuseaddr,fork" OPEN:/dev/null
+	wait_listen "$back"
+	cat > hap.cfg <<-EOF2
+		global
+		  log stdout format raw local0
+		defaults
+		  mode tcp
+		  log global
+		  timeout connect 5s
+		  timeout client 10s
+		  timeout server 10s
+		frontend f
+		  bind 127.0.0.1:$hap accept-proxy
+		  log-format "hap ci=%ci cp=%cp fi=%fi fp=%fp bytes=%U"
+		  default_backend b
+		backend b
+		  server s 127.0.0.1:$back
+	EOF2
+	spawn sh -c "exec haproxy -db -f hap.cfg > hap.log 2>&1"
+	wait_listen "$hap"
+	conf "v2.listen = :0
+v2.upstream = 127.0.0.1:$hap
+v2.proxy = v2
+v1.listen = 127.0.0.1:0
+v1.upstream = 127.0.0.1:$hap
+v1.proxy = v1"
+	start_edge edge.conf
+	p2=$(edge_port v2) p1=$(edge_port v1)
+	printf 'four' | socat -u - "TCP4:127.0.0.1:$p2,bind=127.0.0.2"
+	printf 'six' | socat -u - "TCP6:[::1]:$p2"
+	printf 'one' | socat -u - "TCP4:127.0.0.1:$p1,bind=127.0.0.3"
+	wait_log "^hap ci=127.0.0.3 " hap.log
+	wait_log "^hap ci=::1 " hap.log
+	wait_log "^hap ci=127.0.0.2 " hap.log
+	# Each line names the client and the edge address it reached, with
+	# the ports edge logged: HAProxy took them from edge's header.
+	c4=$(close_lines | sed -n 's/.* l=v2 c=127\.0\.0\.2:\([0-9]*\) .*/\1/p')
+	c6=$(close_lines | sed -n 's/.* l=v2 c=\[::1\]:\([0-9]*\) .*/\1/p')
+	c1=$(close_lines | sed -n 's/.* l=v1 c=127\.0\.0\.3:\([0-9]*\) .*/\1/p')
+	grep -qx "hap ci=127.0.0.2 cp=$c4 fi=127.0.0.1 fp=$p2 bytes=4" hap.log
+	grep -qx "hap ci=::1 cp=$c6 fi=::1 fp=$p2 bytes=3" hap.log
+	grep -qx "hap ci=127.0.0.3 cp=$c1 fi=127.0.0.1 fp=$p1 bytes=3" hap.log
 }

@@ -10,4 +10,5 @@ echo "postfix postfix/main_mailer_type select No configuration" |
 apt-get install -y -qq --no-install-recommends \
 	make gcc libc6-dev clang bats socat swaks postfix python3 iproute2 \
 	util-linux procps curl python3-prometheus-client musl-tools systemd \
+	haproxy \
 	> /dev/null
