@@ -280,7 +280,11 @@ smtp.deny = 127.0.0.0/8"
 	/usr/bin/python3 - "$port" <<'PY'
 import socket, sys
 for i in range(60):
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    except ConnectionResetError:
+        # edge accepted and reset it before connect() returned here.
+        continue
     try:
         s.recv(1)
     except OSError:
