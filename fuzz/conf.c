@@ -12,6 +12,19 @@
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
+/* Is the literal target t one of cf's listen addresses? */
+static int
+loops_back(const struct conf *cf, const struct target *t)
+{
+	int j;
+
+	for (j = 0; j < cf->nl; j++)
+		if (t->literal && conf_reaches(&cf->l[j].addr, cf->l[j].dual,
+		    &t->addr) == 1)
+			return 1;
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
@@ -67,17 +80,11 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 				abort();
 		/* No literal target is one of the listen addresses. */
 		for (i = 0; i < cf.nl; i++)
-			for (j = 0; j < cf.nl; j++)
-				if (cf.l[i].up.literal && conf_reaches(
-				    &cf.l[j].addr, cf.l[j].dual,
-				    &cf.l[i].up.addr) == 1)
-					abort();
+			if (loops_back(&cf, &cf.l[i].up))
+				abort();
 		for (i = 0; i < cf.nr; i++)
-			for (j = 0; j < cf.nl; j++)
-				if (cf.r[i].t.literal && conf_reaches(
-				    &cf.l[j].addr, cf.l[j].dual,
-				    &cf.r[i].t.addr) == 1)
-					abort();
+			if (loops_back(&cf, &cf.r[i].t))
+				abort();
 	}
 	return 0;
 }
