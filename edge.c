@@ -128,6 +128,12 @@ struct buf {
 
 enum { BIG = 0, SMALL = 1 };	/* buffer sizes: index of E.bfree etc. */
 
+/* Bytes malloc'd for a buffer of each size, header included. */
+static const size_t buf_alloc[2] = {
+	sizeof(struct buf) + HEADROOM + BUFSZ,
+	sizeof(struct buf) + HEADROOM + BUF_SMALL
+};
+
 struct side {
 	int fd;			/* -1 when not open */
 	unsigned eof:1;		/* read() returned 0 */
@@ -425,16 +431,15 @@ static struct buf *
 buf_get(void)
 {
 	int k = E.bfree[BIG] != NULL || E.nbuf[BIG] < E.bmax ? BIG : SMALL;
-	uint32_t size = HEADROOM + (k == BIG ? BUFSZ : BUF_SMALL);
 	struct buf *b = E.bfree[k];
 
 	if (b != NULL) {
 		E.bfree[k] = b->next;
 		E.nbfree[k]--;
 	} else {
-		if ((b = malloc(sizeof(*b) + size)) == NULL)
+		if ((b = malloc(buf_alloc[k])) == NULL)
 			return NULL;
-		b->size = size;
+		b->size = (uint32_t)(buf_alloc[k] - sizeof(*b));
 		E.nbuf[k]++;
 	}
 	b->off = HEADROOM;
@@ -446,9 +451,8 @@ buf_get(void)
 static uint64_t
 buf_bytes(void)
 {
-	return (uint64_t)E.nbuf[BIG] * (sizeof(struct buf) + HEADROOM +
-	    BUFSZ) + (uint64_t)E.nbuf[SMALL] * (sizeof(struct buf) + HEADROOM +
-	    BUF_SMALL);
+	return (uint64_t)E.nbuf[BIG] * buf_alloc[BIG] +
+	    (uint64_t)E.nbuf[SMALL] * buf_alloc[SMALL];
 }
 
 static void
@@ -459,7 +463,7 @@ buf_put(struct side *s)
 
 	if (b == NULL)
 		return;
-	k = b->size == HEADROOM + BUFSZ ? BIG : SMALL;
+	k = b->size + sizeof(*b) == buf_alloc[BIG] ? BIG : SMALL;
 	if (E.nbfree[k] >= BUF_SPARE) {
 		free(b);
 		E.nbuf[k]--;
@@ -831,7 +835,7 @@ is_local(const union sa *a)
 	socklen_t len = sizeof(src);
 	size_t n, sn;
 	const unsigned char *b = sa_bytes(a, &n);
-	unsigned h = (b[n - 1] + 31u * b[n - 2]) % LOCAL_CACHE;
+	uint32_t h = ip_hash(0, b, n) % LOCAL_CACHE;
 	int fd, r = 0;
 
 	if (cache[h].until > E.now && cache[h].n == n &&
@@ -1709,6 +1713,7 @@ edge_metrics(size_t *len)
 {
 	struct text t = { NULL, 0, 0 };
 	const struct stats *st;
+	int64_t ms;
 	int i, w, up;
 
 #define FAMILY(name, type, help) text_add(&t, "# HELP " name " " help \
@@ -1758,29 +1763,28 @@ edge_metrics(size_t *len)
 		    E.cf->l[i].name, up);
 	}
 #undef EACH
-#undef FAMILY
-	text_add(&t, "# HELP edge_reloads_total Configuration reloads (SIGHUP)."
-	    "\n# TYPE edge_reloads_total counter\n"
-	    "edge_reloads_total{result=\"ok\"} %llu\n"
+	FAMILY("edge_reloads_total", "counter", "Configuration reloads (SIGHUP).");
+	text_add(&t, "edge_reloads_total{result=\"ok\"} %llu\n"
 	    "edge_reloads_total{result=\"failed\"} %llu\n",
 	    (unsigned long long)E.reload_ok,
 	    (unsigned long long)E.reload_failed);
-	text_add(&t, "# HELP edge_max_conns Connections edge will hold.\n"
-	    "# TYPE edge_max_conns gauge\nedge_max_conns %d\n", E.maxc);
-	text_add(&t, "# HELP edge_buffers Relay buffers allocated, by size in "
-	    "bytes.\n# TYPE edge_buffers gauge\n"
-	    "edge_buffers{size=\"%d\"} %d\nedge_buffers{size=\"%d\"} %d\n",
+	FAMILY("edge_max_conns", "gauge", "Connections edge will hold.");
+	text_add(&t, "edge_max_conns %d\n", E.maxc);
+	FAMILY("edge_buffers", "gauge",
+	    "Relay buffers allocated, by size in bytes.");
+	text_add(&t, "edge_buffers{size=\"%d\"} %d\n"
+	    "edge_buffers{size=\"%d\"} %d\n",
 	    BUFSZ, E.nbuf[BIG], BUF_SMALL, E.nbuf[SMALL]);
-	text_add(&t, "# HELP edge_buffer_bytes Memory held by relay buffers.\n"
-	    "# TYPE edge_buffer_bytes gauge\nedge_buffer_bytes %llu\n",
+	FAMILY("edge_buffer_bytes", "gauge", "Memory held by relay buffers.");
+	text_add(&t, "edge_buffer_bytes %llu\n",
 	    (unsigned long long)buf_bytes());
-	text_add(&t, "# HELP edge_uptime_seconds Seconds since edge started.\n"
-	    "# TYPE edge_uptime_seconds gauge\nedge_uptime_seconds %lld.%03lld\n",
-	    (long long)(edge_now_ms() - E.start) / 1000,
-	    (long long)(edge_now_ms() - E.start) % 1000);
-	text_add(&t, "# HELP edge_info The running version.\n"
-	    "# TYPE edge_info gauge\nedge_info{version=\"%s\"} 1\n",
-	    EDGE_VERSION);
+	FAMILY("edge_uptime_seconds", "gauge", "Seconds since edge started.");
+	ms = edge_now_ms() - E.start;
+	text_add(&t, "edge_uptime_seconds %lld.%03lld\n", (long long)ms / 1000,
+	    (long long)ms % 1000);
+	FAMILY("edge_info", "gauge", "The running version.");
+	text_add(&t, "edge_info{version=\"%s\"} 1\n", EDGE_VERSION);
+#undef FAMILY
 	*len = t.n;
 	return t.p;
 }
@@ -2115,7 +2119,7 @@ setup(void)
 		    spare);
 	}
 
-	E.bmax = BUF_MEMORY / (int)(sizeof(struct buf) + HEADROOM + BUFSZ);
+	E.bmax = (int)(BUF_MEMORY / buf_alloc[BIG]);
 	if (E.bmax > 2 * E.maxc)
 		E.bmax = 2 * E.maxc;
 	if (pipe(E.sigp) == -1 || set_nonblock(E.sigp[0]) == -1 ||
