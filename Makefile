@@ -10,8 +10,8 @@ LDFLAGS  =
 LDLIBS   = -lpthread
 -include config.mk
 
-SRC = edge.c conf.c proxyv2.c resolve.c sni.c status.c
-OBJ = edge.o conf.o proxyv2.o resolve.o sni.o status.o
+SRC = edge.c status.c resolve.c conf.c proxyv2.c sni.c addr.c
+OBJ = edge.o status.o resolve.o conf.o proxyv2.o sni.o addr.o
 STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
 REPLAY = fuzz/conf_replay fuzz/sni_replay
@@ -30,20 +30,20 @@ static:
 	$(MUSL_CC) $(CPPFLAGS) $(CFLAGS) -Os -g0 -static -s -o $(STATIC) $(SRC) $(LDLIBS)
 	@echo "$(STATIC): static, $$(wc -c < $(STATIC)) bytes"
 
-test/unit/conf_test: test/unit/conf_test.c conf.c proxyv2.c edge.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/conf_test.c conf.c proxyv2.c
+test/unit/conf_test: test/unit/conf_test.c conf.c addr.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/conf_test.c conf.c addr.c
 
-test/unit/pp2_test: test/unit/pp2_test.c proxyv2.c edge.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/pp2_test.c proxyv2.c
+test/unit/pp2_test: test/unit/pp2_test.c proxyv2.c addr.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/pp2_test.c proxyv2.c addr.c
 
 test/unit/sni_test: test/unit/sni_test.c sni.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/sni_test.c sni.c
 
-fuzz/conf_replay: fuzz/conf.c fuzz/replay.c conf.c proxyv2.c edge.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/conf.c fuzz/replay.c conf.c proxyv2.c
+fuzz/conf_replay: fuzz/conf.c fuzz/replay.c conf.c addr.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/conf.c fuzz/replay.c conf.c addr.c
 
-fuzz/conf_fuzz: fuzz/conf.c conf.c proxyv2.c edge.h
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/conf.c conf.c proxyv2.c
+fuzz/conf_fuzz: fuzz/conf.c conf.c addr.c edge.h
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/conf.c conf.c addr.c
 
 fuzz/sni_replay: fuzz/sni.c fuzz/replay.c sni.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/sni.c fuzz/replay.c sni.c

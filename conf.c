@@ -264,64 +264,13 @@ valid_name(const char *s)
 	return 1;
 }
 
-/* Fill a with the IP literal s (no brackets) and port; -1 if no literal. */
-static int
-literal(const char *s, const char *port, union sa *a)
-{
-	unsigned p = (unsigned)atoi(port);
-
-	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, s, &a->in.sin_addr) == 1) {
-		a->in.sin_family = AF_INET;
-		a->in.sin_port = htons(p);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &a->in6.sin6_addr) == 1) {
-		a->in6.sin6_family = AF_INET6;
-		a->in6.sin6_port = htons(p);
-		return 0;
-	}
-	return -1;
-}
-
-/*
- * Split "host:port", "[v6]:port" or ":port" into host (without brackets)
- * and port text.  Returns -1 if the shape is wrong.
- */
-static int
-split_hostport(const char *s, char *host, size_t hostsz, const char **port)
-{
-	const char *colon;
-	size_t n;
-
-	if (s[0] == '[') {
-		if ((colon = strchr(s, ']')) == NULL || colon[1] != ':')
-			return -1;
-		n = (size_t)(colon - s - 1);
-		s++;
-		colon++;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL)
-			return -1;
-		n = (size_t)(colon - s);
-		if (memchr(s, ':', n) != NULL)	/* unbracketed IPv6 */
-			return -1;
-	}
-	if (n >= hostsz)
-		return -1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	*port = colon + 1;
-	return 0;
-}
-
 static int
 parse_listen(struct parser *P, const char *s, struct val *v)
 {
 	char host[HOST_MAX_LEN];
 	const char *port;
 
-	if (split_hostport(s, host, sizeof(host), &port) == -1)
+	if (sa_split(s, host, sizeof(host), &port) == -1)
 		return fail(P, P->line, P->key, "\"%s\" is not an address "
 		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
 	if (parse_port(port, 0, v->port) == -1)
@@ -329,11 +278,11 @@ parse_listen(struct parser *P, const char *s, struct val *v)
 		    "\"%s\" is not a port (0-65535)", port);
 	if (host[0] == '\0' || strcmp(host, "*") == 0) {
 		/* Bound as [::] with IPV6_V6ONLY off, or 0.0.0.0 without v6. */
-		literal("::", v->port, &v->addr);
+		sa_literal("::", v->port, &v->addr);
 		v->flag = 1;
 		return 0;
 	}
-	if (literal(host, v->port, &v->addr) == -1 || (s[0] == '[') !=
+	if (sa_literal(host, v->port, &v->addr) == -1 || (s[0] == '[') !=
 	    (v->addr.sa.sa_family == AF_INET6))
 		return fail(P, P->line, P->key, "\"%s\" is not an address "
 		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
@@ -345,7 +294,7 @@ parse_upstream(struct parser *P, const char *s, struct target *t)
 {
 	const char *port;
 
-	if (split_hostport(s, t->host, sizeof(t->host), &port) == -1)
+	if (sa_split(s, t->host, sizeof(t->host), &port) == -1)
 		return fail(P, P->line, P->key, "\"%s\" is not HOST:PORT "
 		    "(or :PORT with upstream_host)", s);
 	if (parse_port(port, 1, t->port) == -1)
@@ -353,7 +302,7 @@ parse_upstream(struct parser *P, const char *s, struct target *t)
 		    "\"%s\" is not a port (1-65535)", port);
 	if (t->host[0] == '\0')
 		return 0;
-	if (literal(t->host, t->port, &t->addr) == 0) {
+	if (sa_literal(t->host, t->port, &t->addr) == 0) {
 		t->literal = 1;
 		return 0;
 	}
@@ -416,42 +365,20 @@ parse_sni(struct parser *P, const char *s, struct rawroute *rr)
 	return parse_upstream(P, up, &r->t);
 }
 
-/*
- * "100.64.0.0/10", "fd7a:115c:a1e0::/48", or an address alone (/32, /128).
- * Bits set past the prefix are an error: "10.0.0.1/8" is likely a typo.
- */
+/* An allow or deny entry.  Bits set past the prefix are an error:
+ * "10.0.0.1/8" is likely a typo. */
 static int
 parse_cidr(struct parser *P, const char *s, struct cidr *c)
 {
-	char addr[64];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	int64_t bits;
-	int i, max;
-
-	memset(c, 0, sizeof(*c));
-	if (n >= sizeof(addr))
-		goto bad;
-	memcpy(addr, s, n);
-	addr[n] = '\0';
-	if (inet_pton(AF_INET, addr, c->a) == 1)
-		c->fam = AF_INET;
-	else if (inet_pton(AF_INET6, addr, c->a) == 1)
-		c->fam = AF_INET6;
-	else
-		goto bad;
-	max = c->fam == AF_INET ? 32 : 128;
-	bits = slash ? number(slash + 1, strlen(slash + 1), max) : max;
-	if (bits < 0)
-		goto bad;
-	c->bits = (unsigned char)bits;
-	for (i = (int)bits; i < max; i++)
-		if (c->a[i / 8] & (0x80 >> (i % 8)))
-			return fail(P, P->line, P->key, "\"%s\" has bits set "
-			    "past /%d (the network is written with them zero)",
-			    s, (int)bits);
-	return 0;
-bad:
+	switch (cidr_parse(s, c)) {
+	case CIDR_OK:
+		return 0;
+	case CIDR_HOST_BITS:
+		return fail(P, P->line, P->key, "\"%s\" has bits set past /%d "
+		    "(the network is written with them zero)", s, c->bits);
+	case CIDR_BAD:
+		break;
+	}
 	return fail(P, P->line, P->key, "\"%s\" is not an address or CIDR "
 	    "(e.g. 100.64.0.0/10, fd7a:115c:a1e0::/48)", s);
 }
@@ -553,7 +480,7 @@ parse_value(struct parser *P, const struct keydef *k, const char *s,
 		} else {
 			memcpy(v->host, s, strlen(s) + 1);
 		}
-		if (literal(v->host, "0", &a) == -1 && !valid_name(v->host))
+		if (sa_literal(v->host, "0", &a) == -1 && !valid_name(v->host))
 			return fail(P, P->line, P->key, "\"%s\" is not a host "
 			    "name or IP address", s);
 		return 0;
@@ -736,6 +663,8 @@ static int
 overlaps(const struct val *a, const struct val *b)
 {
 	const union sa *x = &a->addr, *y = &b->addr;
+	const unsigned char *xb, *yb;
+	size_t n;
 
 	if (strcmp(a->port, b->port) != 0 || strcmp(a->port, "0") == 0)
 		return 0;
@@ -743,13 +672,9 @@ overlaps(const struct val *a, const struct val *b)
 		return 1;
 	if (x->sa.sa_family != y->sa.sa_family)
 		return 0;
-	if (x->sa.sa_family == AF_INET)
-		return x->in.sin_addr.s_addr == y->in.sin_addr.s_addr ||
-		    x->in.sin_addr.s_addr == htonl(INADDR_ANY) ||
-		    y->in.sin_addr.s_addr == htonl(INADDR_ANY);
-	return memcmp(&x->in6.sin6_addr, &y->in6.sin6_addr, 16) == 0 ||
-	    memcmp(&x->in6.sin6_addr, &in6addr_any, 16) == 0 ||
-	    memcmp(&y->in6.sin6_addr, &in6addr_any, 16) == 0;
+	xb = sa_bytes(x, &n);
+	yb = sa_bytes(y, &n);
+	return sa_is_any(x) || sa_is_any(y) || memcmp(xb, yb, n) == 0;
 }
 
 static int64_t
@@ -775,7 +700,7 @@ complete(struct parser *P, struct target *t, int line, const char *key,
 		return fail(P, line, key, "\"%s\" names no host and "
 		    "upstream_host is not set", text);
 	memcpy(t->host, uh->host, sizeof(t->host));
-	t->literal = literal(t->host, t->port, &t->addr) == 0;
+	t->literal = sa_literal(t->host, t->port, &t->addr) == 0;
 	return 0;
 }
 
@@ -790,7 +715,7 @@ loops(struct parser *P, const struct conf *out, const struct target *t,
 	if (line == 0 || !t->literal)
 		return 0;
 	for (i = 0; i < out->nl; i++)
-		if (conf_reaches(&out->l[i].addr, out->l[i].dual,
+		if (sa_reaches(&out->l[i].addr, out->l[i].dual,
 		    &t->addr) == 1)
 			return fail(P, line, key, "\"%s\" (%s) is where %s "
 			    "listens (line %d): every connection would come "
@@ -936,87 +861,21 @@ conf_route(const struct conf *cf, const struct listener *l, const char *name)
 	return NULL;
 }
 
-static int
-cidr_match(const struct cidr *c, const unsigned char *a, int fam)
-{
-	int full = c->bits / 8, rest = c->bits % 8;
-
-	if (c->fam != fam || memcmp(c->a, a, (size_t)full) != 0)
-		return 0;
-	return rest == 0 ||
-	    ((a[full] ^ c->a[full]) & (0xff << (8 - rest)) & 0xff) == 0;
-}
-
 int
 conf_allowed(const struct conf *cf, const struct listener *l,
     const union sa *a)
 {
-	const unsigned char *b = a->sa.sa_family == AF_INET ?
-	    (const unsigned char *)&a->in.sin_addr :
-	    (const unsigned char *)&a->in6.sin6_addr;
-	int i, fam = a->sa.sa_family;
+	int i;
 
 	for (i = l->nallow; i < l->nc; i++)
-		if (cidr_match(&cf->c[l->c0 + i], b, fam))
+		if (cidr_match(&cf->c[l->c0 + i], a))
 			return 0;
 	if (l->nallow == 0)
 		return 1;
 	for (i = 0; i < l->nallow; i++)
-		if (cidr_match(&cf->c[l->c0 + i], b, fam))
+		if (cidr_match(&cf->c[l->c0 + i], a))
 			return 1;
 	return 0;
-}
-
-/* Loopback or unspecified: an address that can only be this host. */
-static int
-self_only(const union sa *a)
-{
-	const unsigned char *b = (const unsigned char *)&a->in6.sin6_addr;
-
-	if (a->sa.sa_family == AF_INET)
-		return (ntohl(a->in.sin_addr.s_addr) >> 24) == 127 ||
-		    a->in.sin_addr.s_addr == htonl(INADDR_ANY);
-	return memcmp(b, &in6addr_loopback, 16) == 0 ||
-	    memcmp(b, &in6addr_any, 16) == 0;
-}
-
-int
-conf_reaches(const union sa *l, int dual, const union sa *to)
-{
-	union sa a = *to;
-	int any;
-
-	sa_unmap(&a);
-	if (a.sa.sa_family == AF_INET && a.in.sin_addr.s_addr ==
-	    htonl(INADDR_ANY))
-		a.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else if (a.sa.sa_family == AF_INET6 &&
-	    memcmp(&a.in6.sin6_addr, &in6addr_any, 16) == 0)
-		a.in6.sin6_addr = in6addr_loopback;
-	if (l->sa.sa_family == AF_INET) {
-		if (a.sa.sa_family != AF_INET ||
-		    l->in.sin_port != a.in.sin_port || l->in.sin_port == 0)
-			return 0;
-		if (l->in.sin_addr.s_addr == a.in.sin_addr.s_addr)
-			return 1;
-		any = l->in.sin_addr.s_addr == htonl(INADDR_ANY);
-	} else {
-		if (l->in6.sin6_port == 0 || l->in6.sin6_port !=
-		    (a.sa.sa_family == AF_INET ? a.in.sin_port :
-		    a.in6.sin6_port))
-			return 0;
-		any = memcmp(&l->in6.sin6_addr, &in6addr_any, 16) == 0;
-		if (a.sa.sa_family == AF_INET) {
-			if (!any || !dual)
-				return 0;
-		} else if (memcmp(&l->in6.sin6_addr, &a.in6.sin6_addr,
-		    16) == 0) {
-			return 1;
-		}
-	}
-	if (!any)
-		return 0;
-	return self_only(&a) ? 1 : -1;
 }
 
 int

@@ -494,28 +494,12 @@ can_read(const struct side *s)
 	return b->off + b->len < b->size || b->off > HEADROOM;
 }
 
-/* The address bytes of a (4 for IPv4, 16 for IPv6). */
-static const unsigned char *
-sa_bytes(const union sa *a, size_t *n)
-{
-	if (a->sa.sa_family == AF_INET) {
-		*n = 4;
-		return (const unsigned char *)&a->in.sin_addr;
-	}
-	*n = 16;
-	return (const unsigned char *)&a->in6.sin6_addr;
-}
-
-/* FNV-1a over the key, started from a per-process random-ish seed. */
+/* The table's hash: the address bytes, keyed by the listener's slot and a
+ * per-process seed. */
 static uint32_t
 ip_hash(int sid, const unsigned char *b, size_t n)
 {
-	uint32_t h = E.ipseed ^ (uint32_t)sid * 0x9e3779b9u;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h ^ (h >> 15);
+	return sa_hash(b, n, E.ipseed ^ (uint32_t)sid * 0x9e3779b9u);
 }
 
 /*
@@ -871,7 +855,7 @@ self_dial(const union sa *a)
 	for (i = 0; i < E.cf->nl; i++) {
 		l = &E.cf->l[i];
 		if (E.lfd[i] == -1 ||
-		    (r = conf_reaches(&E.laddr[i], l->dual, a)) == 0 ||
+		    (r = sa_reaches(&E.laddr[i], l->dual, a)) == 0 ||
 		    (r == -1 && !is_local(a)))
 			continue;
 		snprintf(E.loopmsg, sizeof(E.loopmsg), "a loop: edge itself "
@@ -1447,20 +1431,6 @@ stats_slot(const char *name)
 	return free_at;
 }
 
-static int
-port_of(const union sa *a)
-{
-	return ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port :
-	    a->in6.sin6_port);
-}
-
-static int
-sa_equal(const union sa *a, const union sa *b)
-{
-	return a->sa.sa_family == b->sa.sa_family && memcmp(a, b,
-	    sa_len(a)) == 0;
-}
-
 /* The keys of a listener that differ between o and n, for the log. */
 static void
 listener_diff(const struct conf *oc, const struct listener *o,
@@ -1552,7 +1522,7 @@ reload(void)
 			/* Port 0 is "any port": the same listener's only. */
 			if (!sa_equal(&E.laddr[j], &nc->l[i].addr) &&
 			    (!sa_equal(&oc->l[j].addr, &nc->l[i].addr) ||
-			    (port_of(&nc->l[i].addr) == 0 &&
+			    (sa_port(&nc->l[i].addr) == 0 &&
 			    strcmp(oc->l[j].name, nc->l[i].name) != 0)))
 				continue;
 			nfd[i] = E.lfd[j];

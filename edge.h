@@ -64,6 +64,48 @@ struct cidr {
 };
 
 /*
+ * addr.c: socket addresses and networks, pure.
+ * sa_len(a): the length to pass to bind/connect for a.
+ * sa_bytes(a, &n): the address bytes (n = 4 for IPv4, 16 for IPv6).
+ * sa_port(a): the port, host order.  sa_equal(a, b): same family and bytes.
+ * sa_is_any(a): 0.0.0.0 or ::.  sa_is_loopback(a): 127/8 or ::1.
+ * sa_unmap(a): rewrite a v4-mapped IPv6 address (::ffff:a.b.c.d) in place
+ * as the IPv4 address it carries.
+ * sa_hash(b, n, seed): a hash of n bytes, keyed by seed.
+ * sa_literal(s, port, a): fill a from the IP literal s (no brackets) and
+ * the decimal port; -1 if s is not a literal.
+ * sa_split(s, host, hostsz, &port): split "host:port", "[v6]:port" or
+ * ":port" into host (brackets removed) and the port text; -1 if the shape
+ * is wrong or host does not fit.
+ * sa_fmt(a, buf, n): "1.2.3.4:25" or "[2001:db8::1]:25" in buf; returns
+ * buf.  SA_FMT_LEN bytes always suffice.
+ * sa_reaches(l, dual, a): would a connection to a land on the socket
+ * listening on l (dual: a ":PORT" socket, taking IPv4 too)?  1: yes, it is
+ * that address, or l is a wildcard on a's port and a is loopback or
+ * unspecified.  -1: only if a is an address of this host (l is a wildcard
+ * on a's port); the caller decides.  0: no.
+ * cidr_parse(s, c): "100.64.0.0/10", "fd7a::/48", or an address alone.
+ * CIDR_HOST_BITS: bits set past the prefix (c->bits says where).
+ * cidr_match(c, a): is a (unmapped) inside c?
+ */
+#define SA_FMT_LEN	56
+enum cidr_res { CIDR_OK, CIDR_BAD, CIDR_HOST_BITS };
+socklen_t sa_len(const union sa *a);
+const unsigned char *sa_bytes(const union sa *a, size_t *n);
+int sa_port(const union sa *a);
+int sa_equal(const union sa *a, const union sa *b);
+int sa_is_any(const union sa *a);
+int sa_is_loopback(const union sa *a);
+void sa_unmap(union sa *a);
+uint32_t sa_hash(const unsigned char *b, size_t n, uint32_t seed);
+int sa_literal(const char *s, const char *port, union sa *a);
+int sa_split(const char *s, char *host, size_t hostsz, const char **port);
+char *sa_fmt(const union sa *a, char *buf, size_t n);
+int sa_reaches(const union sa *l, int dual, const union sa *a);
+enum cidr_res cidr_parse(const char *s, struct cidr *c);
+int cidr_match(const struct cidr *c, const union sa *a);
+
+/*
  * One listener as configured.  Timeouts are in milliseconds; every value
  * here is final (per-listener overrides already merged with the globals).
  */
@@ -134,31 +176,6 @@ const struct route *conf_route(const struct conf *cf,
  */
 int conf_allowed(const struct conf *cf, const struct listener *l,
     const union sa *a);
-
-/*
- * conf_reaches(l, dual, a): would a connection to a land on the socket
- * listening on l (dual: a ":PORT" socket, taking IPv4 too)?  1: yes, it
- * is that address, or l is a wildcard on a's port and a is loopback or
- * unspecified.  -1: only if a is an address of this host (l is a wildcard
- * on a's port); the caller decides.  0: no.
- */
-int conf_reaches(const union sa *l, int dual, const union sa *a);
-
-/* sa_len(a): the length to pass to bind/connect for a. */
-socklen_t sa_len(const union sa *a);
-
-/*
- * sa_unmap(a): if a is a v4-mapped IPv6 address (::ffff:a.b.c.d), rewrite
- * it in place as the IPv4 address it carries.
- */
-void sa_unmap(union sa *a);
-
-/*
- * sa_fmt(a, buf, n): write "1.2.3.4:25" or "[2001:db8::1]:25" into buf.
- * Returns buf.  A buffer of SA_FMT_LEN bytes always suffices.
- */
-#define SA_FMT_LEN	56
-char *sa_fmt(const union sa *a, char *buf, size_t n);
 
 /*
  * pp2_encode(out, n, src, dst): write a PROXY protocol v2 header for a TCP

@@ -272,32 +272,19 @@ status_probe(const char *arg)
 	    "User-Agent: edge-probe\r\n\r\n";
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[HOST_MAX_LEN], buf[64];
-	const char *port = NULL, *colon, *target = arg;
+	const char *port;
 	int64_t deadline = edge_now_ms() + STATUS_MS;
-	size_t n = 0, hl = 0;
+	size_t n = 0;
 	ssize_t r;
 	int fd = -1, e = 0, rc;
 	socklen_t len;
 
-	if (arg[0] == '[') {
-		colon = strchr(arg, ']');
-		if (colon != NULL && colon[1] == ':') {
-			hl = (size_t)(colon - arg - 1);
-			port = colon + 2;
-			target = arg + 1;
-		}
-	} else if ((colon = strrchr(arg, ':')) != NULL) {
-		hl = (size_t)(colon - arg);
-		port = colon + 1;
-	}
-	if (port == NULL || *port == '\0' || hl >= sizeof(host))
+	if (sa_split(arg, host, sizeof(host), &port) == -1 || *port == '\0')
 		return probe_fail(arg, "not HOST:PORT", NULL) + 1;
-	memcpy(host, target, hl);
-	host[hl] = '\0';
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	if ((rc = getaddrinfo(hl ? host : "127.0.0.1", port, &hints, &res))
+	if ((rc = getaddrinfo(host[0] ? host : "127.0.0.1", port, &hints, &res))
 	    != 0)
 		return probe_fail(arg, "resolve", gai_strerror(rc));
 	for (ai = res; ai != NULL; ai = ai->ai_next) {

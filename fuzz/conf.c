@@ -19,7 +19,7 @@ loops_back(const struct conf *cf, const struct target *t)
 	int j;
 
 	for (j = 0; j < cf->nl; j++)
-		if (t->literal && conf_reaches(&cf->l[j].addr, cf->l[j].dual,
+		if (t->literal && sa_reaches(&cf->l[j].addr, cf->l[j].dual,
 		    &t->addr) == 1)
 			return 1;
 	return 0;
