@@ -10,8 +10,8 @@ LDFLAGS  =
 LDLIBS   = -lpthread
 -include config.mk
 
-SRC = edge.c status.c resolve.c conf.c proxyv2.c sni.c addr.c
-OBJ = edge.o status.o resolve.o conf.o proxyv2.o sni.o addr.o
+SRC = edge.c status.c resolve.c buf.c sys.c log.c conf.c proxyv2.c sni.c addr.c
+OBJ = edge.o status.o resolve.o buf.o sys.o log.o conf.o proxyv2.o sni.o addr.o
 STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
 REPLAY = fuzz/conf_replay fuzz/sni_replay

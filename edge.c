@@ -29,22 +29,7 @@
 #include "edge.h"
 
 #define EDGE_VERSION	"0.1.0"
-/*
- * A buffer per direction, held only while bytes are in flight.  256 KiB
- * moves a bulk stream with a sixteenth of the system calls of 16 KiB (see
- * bench/RESULTS.md).  Big buffers are capped by BUF_MEMORY; past it a
- * side gets a small one.  Small ones need no cap: a side holds at most one
- * buffer.  So clients that stop reading can hold every big buffer, and
- * still never make another connection wait.  BUF_SPARE free ones are kept
- * of each size.
- */
-#ifndef BUFSZ
-#define BUFSZ		(256 * 1024)
-#endif
-#define BUF_SMALL	(16 * 1024)
-#define BUF_MEMORY	(64 * 1024 * 1024)
 #define PEEK_MAX	(16 * 1024)	/* bytes held looking for a ClientHello */
-#define BUF_SPARE	16
 /*
  * What poll() is handed.  With no connection busy: everything, and it may
  * sleep as long as it likes.  Otherwise the hot connections (those that
@@ -60,12 +45,8 @@
 #ifndef PUMP_ROUNDS
 #define PUMP_ROUNDS	8		/* buffers moved per side per turn, at most */
 #endif
-#define HEADROOM	128		/* room for a PROXY header */
 #define ACCEPT_BATCH	64		/* accepts per listener per turn */
 #define ACCEPT_PAUSE_MS	250		/* after EMFILE and kin */
-#define LOG_MAX		1024
-
-#define REFUSE_LINES	10		/* refusal log lines per second */
 
 enum { CLI = 0, UPS = 1 };		/* side index; the peer is !side */
 
@@ -111,27 +92,6 @@ enum cstate {
 	C_RESOLVE,	/* lookup queued in resolve.c; client may send early */
 	C_CONNECT,	/* non-blocking connect to av[ai] in progress */
 	C_SPLICE	/* bytes both ways; half-closes tracked per side */
-};
-
-/*
- * A side's inbound bytes, waiting for the peer: b[off .. off+len).  A side
- * holds a buffer only while it has bytes the peer has not taken, so an
- * idle connection holds none.  The PROXY header is written into the
- * headroom in front of the client's first bytes.
- */
-struct buf {
-	struct buf *next;	/* free list */
-	uint32_t off, len;
-	uint32_t size;		/* of b[]: HEADROOM + BUFSZ or BUF_SMALL */
-	unsigned char b[];
-};
-
-enum { BIG = 0, SMALL = 1 };	/* buffer sizes: index of E.bfree etc. */
-
-/* Bytes malloc'd for a buffer of each size, header included. */
-static const size_t buf_alloc[2] = {
-	sizeof(struct buf) + HEADROOM + BUFSZ,
-	sizeof(struct buf) + HEADROOM + BUF_SMALL
 };
 
 struct side {
@@ -185,10 +145,6 @@ struct edge {
 	double credit;		/* cold connections owed a look */
 	int *freeslot, nfree;	/* stack of freed slots */
 	int hw;			/* slots ever used: [0, hw); untouched beyond */
-	struct buf *bfree[2];	/* free buffers, big and small */
-	int nbuf[2];		/* buffers allocated */
-	int nbfree[2];		/* of which free */
-	int bmax;		/* the cap on nbuf[BIG] */
 	struct pollfd *pfd;
 	int *pmap;		/* pfd index -> slot * 2 + side */
 	int sigp[2];		/* self-pipe for signals */
@@ -198,9 +154,6 @@ struct edge {
 	int fd_short;		/* in an EMFILE episode, already logged */
 	char loopmsg[128];	/* why the last address dialled was refused */
 	int64_t start;		/* when edge started */
-	int64_t rl_t;		/* refusal log window start */
-	int rl_n;		/* refusal lines in this window */
-	uint64_t rl_dropped;	/* refusal lines not written */
 	uint64_t reload_ok, reload_failed;
 	int pnl, pns;		/* listener and status entries in the pollset */
 	int draining;		/* SIGTERM: no new connections */
@@ -211,269 +164,6 @@ struct edge {
 static struct edge E;
 
 enum { PFD_SIGNAL, PFD_RESOLVER, PFD_STATUS, PFD_LISTENERS };
-
-static void
-vlog(int witherr, const char *fmt, va_list ap)
-{
-	char line[LOG_MAX];
-	int e = errno, n;
-	size_t len;
-
-	n = snprintf(line, sizeof(line), "edge: ");
-	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	if ((size_t)n >= sizeof(line) - 64)
-		n = sizeof(line) - 64;
-	if (witherr)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s",
-		    strerror(e));
-	line[n++] = '\n';
-	len = (size_t)n;
-	/* One write per line keeps lines whole; a failed log is dropped. */
-	if (write(STDERR_FILENO, line, len) == -1)
-		(void)0;
-	errno = e;
-}
-
-/* Log one line.  A format ending in ':' gets strerror(errno) appended. */
-static void
-logmsg(const char *fmt, ...)
-{
-	va_list ap;
-	size_t n = strlen(fmt);
-
-	va_start(ap, fmt);
-	vlog(n > 0 && fmt[n - 1] == ':', fmt, ap);
-	va_end(ap);
-}
-
-/* A log line built piece by piece, for the one written per connection. */
-struct line {
-	char b[LOG_MAX];
-	size_t n;
-};
-
-/* Append key, then val, as far as they fit (room is kept for "\n"). */
-static void
-line_add(struct line *l, const char *key, const char *val)
-{
-	size_t k;
-
-	for (; *key != '\0' && l->n < sizeof(l->b) - 1; l->n++)
-		l->b[l->n] = *key++;
-	k = strlen(val);
-	if (k > sizeof(l->b) - 1 - l->n)
-		k = sizeof(l->b) - 1 - l->n;
-	memcpy(l->b + l->n, val, k);
-	l->n += k;
-}
-
-/* Append key, then v in decimal, zero-padded to width digits. */
-static void
-line_num(struct line *l, const char *key, uint64_t v, int width)
-{
-	char d[24];
-	int i = (int)sizeof(d) - 1;
-
-	d[i] = '\0';
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0 || (int)sizeof(d) - 1 - i < width);
-	line_add(l, key, d + i);
-}
-
-static void
-line_end(struct line *l)
-{
-	int e = errno;
-
-	l->b[l->n++] = '\n';
-	if (write(STDERR_FILENO, l->b, l->n) == -1)
-		(void)0;
-	errno = e;
-}
-
-static void
-die(int code, const char *fmt, ...)
-{
-	va_list ap;
-	size_t n = strlen(fmt);
-
-	va_start(ap, fmt);
-	vlog(n > 0 && fmt[n - 1] == ':', fmt, ap);
-	va_end(ap);
-	exit(code);
-}
-
-int64_t
-edge_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int
-set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
-		return -1;
-	return fcntl(fd, F_SETFD, FD_CLOEXEC);
-}
-
-/*
- * Keepalive finds dead peers of long idle sessions (IMAP IDLE); the Linux
- * default of two hours before the first probe is too late to help.
- */
-static void
-set_keepalive(int fd)
-{
-	int on = 1;
-#ifdef TCP_KEEPIDLE
-	int idle = 120, intvl = 30, cnt = 4;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-#endif
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-}
-
-/* Options for both sides of a relayed connection. */
-static void
-tune(int fd)
-{
-	int on = 1;
-
-	/* Relayed writes are already whole messages: Nagle only adds delay. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	set_keepalive(fd);
-}
-
-/*
- * Does an accepted socket come with the options set on its listener?  On
- * Linux it does, which saves five system calls per client; elsewhere each
- * client is tuned itself.  Asked once, of the first client.
- */
-static int
-inherits(int fd)
-{
-	static int known, yes;
-	int v = 0;
-	socklen_t len = sizeof(v);
-
-	if (!known) {
-		known = 1;
-		yes = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 &&
-		    v != 0;
-		len = sizeof(v);
-		v = 0;
-		yes = yes && getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v,
-		    &len) == 0 && v != 0;
-#ifdef TCP_KEEPIDLE
-		len = sizeof(v);
-		v = 0;
-		yes = yes && getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v,
-		    &len) == 0 && v == 120;
-#endif
-	}
-	return yes;
-}
-
-/*
- * Non-blocking, close-on-exec sockets in one call where the system has
- * SOCK_NONBLOCK (POSIX.1-2024, Linux, the BSDs), else with fcntl().
- */
-#ifdef SOCK_NONBLOCK
-int accept4(int, struct sockaddr *, socklen_t *, int);
-#endif
-
-int
-edge_socket_nb(int family)
-{
-#ifdef SOCK_NONBLOCK
-	return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-#else
-	int fd = socket(family, SOCK_STREAM, 0);
-
-	if (fd != -1 && set_nonblock(fd) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-#endif
-}
-
-int
-edge_accept_nb(int lfd, union sa *sa, socklen_t *len)
-{
-#ifdef SOCK_NONBLOCK
-	return accept4(lfd, &sa->sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-#else
-	int fd = accept(lfd, &sa->sa, len), e;
-
-	if (fd != -1 && set_nonblock(fd) == -1) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-#endif
-}
-
-/* A big buffer while there are any under the cap, else a small one; NULL
- * only when malloc fails. */
-static struct buf *
-buf_get(void)
-{
-	int k = E.bfree[BIG] != NULL || E.nbuf[BIG] < E.bmax ? BIG : SMALL;
-	struct buf *b = E.bfree[k];
-
-	if (b != NULL) {
-		E.bfree[k] = b->next;
-		E.nbfree[k]--;
-	} else {
-		if ((b = malloc(buf_alloc[k])) == NULL)
-			return NULL;
-		b->size = (uint32_t)(buf_alloc[k] - sizeof(*b));
-		E.nbuf[k]++;
-	}
-	b->off = HEADROOM;
-	b->len = 0;
-	return b;
-}
-
-/* Memory held by relay buffers, free ones included. */
-static uint64_t
-buf_bytes(void)
-{
-	return (uint64_t)E.nbuf[BIG] * buf_alloc[BIG] +
-	    (uint64_t)E.nbuf[SMALL] * buf_alloc[SMALL];
-}
-
-static void
-buf_put(struct side *s)
-{
-	struct buf *b = s->in;
-	int k;
-
-	if (b == NULL)
-		return;
-	k = b->size + sizeof(*b) == buf_alloc[BIG] ? BIG : SMALL;
-	if (E.nbfree[k] >= BUF_SPARE) {
-		free(b);
-		E.nbuf[k]--;
-	} else {
-		b->next = E.bfree[k];
-		E.bfree[k] = b;
-		E.nbfree[k]++;
-	}
-	s->in = NULL;
-}
 
 /* Relaying: the deadline is idle_timeout from the last byte moved. */
 static void
@@ -489,9 +179,7 @@ can_read(const struct side *s)
 
 	if (s->eof || s->fd == -1)
 		return 0;
-	if (b == NULL)
-		return 1;	/* buf_get() has one */
-	return b->off + b->len < b->size || b->off > HEADROOM;
+	return b == NULL || buf_can_fill(b);	/* NULL: buf_get() has one */
 }
 
 /* The table's hash: the address bytes, keyed by the listener's slot and a
@@ -603,30 +291,30 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	char a[SA_FMT_LEN], u[SA_FMT_LEN];
 	const char *es = detail ? detail : err ? strerror(err) : NULL;
 	int64_t t = E.now - c->t0;
-	struct line ln;
+	struct logline ln;
 	int i, last;
 
 	ln.n = 0;
-	/* The same line logmsg() would print; appended by hand, as it is
+	/* The same line log_msg() would print; appended by hand, as it is
 	 * written once per connection (printf was a tenth of the CPU spent
 	 * per connection in bench/ workload 2). */
-	line_add(&ln, "edge: close l=", c->l->name);
-	line_add(&ln, " c=", sa_fmt(&c->cli, a, sizeof(a)));
-	line_add(&ln, " sni=", c->sni[0] ? c->sni : "-");
-	line_add(&ln, " r=", c->r ? c->r->text : c->l->nr > 0 &&
+	log_add(&ln, "edge: close l=", c->l->name);
+	log_add(&ln, " c=", sa_fmt(&c->cli, a, sizeof(a)));
+	log_add(&ln, " sni=", c->sni[0] ? c->sni : "-");
+	log_add(&ln, " r=", c->r ? c->r->text : c->l->nr > 0 &&
 	    c->st != C_PEEK ? "default" : "-");
-	line_add(&ln, " u=", c->st >= C_CONNECT ? sa_fmt(&c->ups, u,
+	log_add(&ln, " u=", c->st >= C_CONNECT ? sa_fmt(&c->ups, u,
 	    sizeof(u)) : "-");
-	line_num(&ln, " up=", c->s[CLI].nread, 0);
-	line_num(&ln, " down=", c->s[UPS].nread, 0);
-	line_num(&ln, " t=", (uint64_t)(t / 1000), 0);
-	line_num(&ln, ".", (uint64_t)(t % 1000), 3);
-	line_add(&ln, "s why=", why_name[why]);
+	log_num(&ln, " up=", c->s[CLI].nread, 0);
+	log_num(&ln, " down=", c->s[UPS].nread, 0);
+	log_num(&ln, " t=", (uint64_t)(t / 1000), 0);
+	log_num(&ln, ".", (uint64_t)(t % 1000), 3);
+	log_add(&ln, "s why=", why_name[why]);
 	if (es != NULL) {
-		line_add(&ln, " err=\"", es);
-		line_add(&ln, "\"", "");
+		log_add(&ln, " err=\"", es);
+		log_add(&ln, "\"", "");
 	}
-	line_end(&ln);
+	log_end(&ln);
 	E.stats[c->sid].why[why]++;
 	E.stats[c->sid].active--;
 	ip_put(c->sid, &c->cli);
@@ -638,7 +326,8 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 			    sizeof(lg));
 		close(c->s[i].fd);
 		c->s[i].fd = -1;
-		buf_put(&c->s[i]);
+		buf_put(c->s[i].in);
+		c->s[i].in = NULL;
 	}
 	free(c->addrs);
 	c->addrs = NULL;
@@ -678,6 +367,8 @@ pump(struct conn *c, int from, short rin, short rout)
 {
 	struct side *s = &c->s[from], *d = &c->s[!from];
 	struct buf *b;
+	unsigned char *p;
+	size_t room;
 	ssize_t n;
 	int moved = 0, round, progress;
 	int rd = (rin & (POLLIN | POLLHUP | POLLERR)) != 0, wr = rout != 0;
@@ -692,18 +383,12 @@ pump(struct conn *c, int from, short rin, short rout)
 				return -1;
 			}
 			b = s->in;
-			if (b->len == 0) {
-				b->off = HEADROOM;
-			} else if (b->off + b->len == b->size) {
-				memmove(b->b + HEADROOM, b->b + b->off, b->len);
-				b->off = HEADROOM;
-			}
+			p = buf_tail(b, &room);
 			do
-				n = read(s->fd, b->b + b->off + b->len,
-				    b->size - b->off - b->len);
+				n = read(s->fd, p, room);
 			while (n == -1 && errno == EINTR);
 			if (n > 0) {
-				b->len += (uint32_t)n;
+				buf_fill(b, (size_t)n);
 				s->nread += (uint64_t)n;
 				if (from == CLI)
 					E.stats[c->sid].up += (uint64_t)n;
@@ -721,16 +406,15 @@ pump(struct conn *c, int from, short rin, short rout)
 			}
 		}
 		b = s->in;
-		if (c->st == C_SPLICE && b != NULL && b->len > 0 && wr) {
+		if (c->st == C_SPLICE && b != NULL && buf_len(b) > 0 && wr) {
 			do
-				n = write(d->fd, b->b + b->off, b->len);
+				n = write(d->fd, buf_data(b), buf_len(b));
 			while (n == -1 && errno == EINTR);
 			if (n > 0) {
-				b->off += (uint32_t)n;
-				b->len -= (uint32_t)n;
+				buf_drain(b, (size_t)n);
 				progress = 1;
 				/* A short write: the peer's buffer is full. */
-				wr = b->len == 0;
+				wr = buf_len(b) == 0;
 			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				wr = 0;
 			} else {
@@ -742,8 +426,10 @@ pump(struct conn *c, int from, short rin, short rout)
 			break;
 		moved = 1;
 	}
-	if (s->in != NULL && s->in->len == 0)
-		buf_put(s);
+	if (s->in != NULL && buf_len(s->in) == 0) {
+		buf_put(s->in);
+		s->in = NULL;
+	}
 	if (moved && c->st == C_SPLICE)
 		arm_idle(c);
 	if (c->st == C_SPLICE && s->eof && s->in == NULL && !d->shut) {
@@ -778,7 +464,7 @@ conn_retry_log(const struct conn *c)
 
 	E.stats[c->sid].connect_failed++;
 	if (c->ai + 1 < c->an)
-		logmsg("retry l=%s c=%s u=%s err=\"%s\"", c->l->name,
+		log_msg("retry l=%s c=%s u=%s err=\"%s\"", c->l->name,
 		    sa_fmt(&c->cli, a, sizeof(a)), sa_fmt(&c->ups, u, sizeof(u)),
 		    c->err == ELOOP ? E.loopmsg : strerror(c->err));
 }
@@ -793,50 +479,10 @@ static void
 fd_pause(const char *lname, int err)
 {
 	if (!E.fd_short)
-		logmsg("accept l=%s paused=%dms conns=%d err=\"%s\"", lname,
+		log_msg("accept l=%s paused=%dms conns=%d err=\"%s\"", lname,
 		    ACCEPT_PAUSE_MS, E.nconn, strerror(err));
 	E.fd_short = 1;
 	E.accept_resume = E.now + ACCEPT_PAUSE_MS;
-}
-
-/*
- * Would the kernel send to a from a itself: is a an address of this host?
- * A UDP connect() sends nothing; it only picks a route and a source.  That
- * is four system calls, a tenth of what a connection costs, so answers
- * are kept for LOCAL_TTL_MS (a few addresses; mail goes to one or two).
- */
-#define LOCAL_TTL_MS	1000
-#define LOCAL_CACHE	8
-
-static int
-is_local(const union sa *a)
-{
-	static struct {
-		int64_t until;
-		unsigned char n, local, b[16];
-	} cache[LOCAL_CACHE];
-	union sa src;
-	socklen_t len = sizeof(src);
-	size_t n, sn;
-	const unsigned char *b = sa_bytes(a, &n);
-	uint32_t h = ip_hash(0, b, n) % LOCAL_CACHE;
-	int fd, r = 0;
-
-	if (cache[h].until > E.now && cache[h].n == n &&
-	    memcmp(cache[h].b, b, n) == 0)
-		return cache[h].local;
-	if ((fd = socket(a->sa.sa_family, SOCK_DGRAM, 0)) == -1)
-		return 0;
-	if (connect(fd, &a->sa, sa_len(a)) == 0 &&
-	    getsockname(fd, &src.sa, &len) == 0 &&
-	    src.sa.sa_family == a->sa.sa_family)
-		r = memcmp(sa_bytes(&src, &sn), b, n) == 0;
-	close(fd);
-	cache[h].until = E.now + LOCAL_TTL_MS;
-	cache[h].n = (unsigned char)n;
-	cache[h].local = (unsigned char)r;
-	memcpy(cache[h].b, b, n);
-	return r;
 }
 
 /*
@@ -856,7 +502,7 @@ self_dial(const union sa *a)
 		l = &E.cf->l[i];
 		if (E.lfd[i] == -1 ||
 		    (r = sa_reaches(&E.laddr[i], l->dual, a)) == 0 ||
-		    (r == -1 && !is_local(a)))
+		    (r == -1 && !sys_is_local(a)))
 			continue;
 		snprintf(E.loopmsg, sizeof(E.loopmsg), "a loop: edge itself "
 		    "listens there (%s on %s)", l->name,
@@ -886,10 +532,10 @@ conn_dial(struct conn *c)
 			conn_retry_log(c);
 			continue;
 		}
-		if ((fd = edge_socket_nb(a->sa.sa_family)) != -1) {
-			tune(fd);
+		if ((fd = sys_socket_nb(a->sa.sa_family)) != -1) {
+			sys_tune(fd);
 			if (E.fd_short)
-				logmsg("accept l=%s resumed conns=%d",
+				log_msg("accept l=%s resumed conns=%d",
 				    c->l->name, E.nconn);
 			E.fd_short = 0;
 			if (connect(fd, &a->sa, sa_len(a)) == 0 ||
@@ -951,9 +597,7 @@ conn_established(struct conn *c)
 			conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
 			return -1;
 		}
-		s->in->off -= (uint32_t)n;
-		s->in->len += (uint32_t)n;
-		memcpy(s->in->b + s->in->off, hdr, n);
+		buf_prepend(s->in, hdr, n);
 	}
 	c->st = C_SPLICE;
 	arm_idle(c);
@@ -1008,10 +652,10 @@ conn_peek(struct conn *c)
 	const struct target *t = &c->l->up;
 	enum sni_res res;
 
-	res = sni_parse(b ? b->b + b->off : (const unsigned char *)"",
-	    b ? b->len : 0, c->sni, sizeof(c->sni));
+	res = sni_parse(b ? buf_data(b) : (const unsigned char *)"",
+	    b ? buf_len(b) : 0, c->sni, sizeof(c->sni));
 	if (res == SNI_MORE) {
-		if (b != NULL && b->len >= PEEK_MAX) {
+		if (b != NULL && buf_len(b) >= PEEK_MAX) {
 			conn_close(c, W_SNI_TOO_BIG, 0, NULL);
 			return;
 		}
@@ -1104,22 +748,6 @@ interest(const struct conn *c, int side)
 	return ev;
 }
 
-/*
- * Refusal lines come at most REFUSE_LINES a second, so that a scan cannot
- * flood the log; the rest are counted and reported once the second ends.
- */
-static void
-refuse_flush(void)
-{
-	if (E.rl_dropped > 0 && E.now - E.rl_t >= 1000) {
-		logmsg("refused suppressed=%llu lines in %lld.%03llds (at most "
-		    "%d a second)", (unsigned long long)E.rl_dropped,
-		    (long long)(E.now - E.rl_t) / 1000,
-		    (long long)(E.now - E.rl_t) % 1000, REFUSE_LINES);
-		E.rl_dropped = 0;
-	}
-}
-
 /* Close a client refused before it got a slot: an RST, no TIME_WAIT. */
 static void
 refuse(const struct listener *l, struct stats *st, int fd,
@@ -1131,17 +759,9 @@ refuse(const struct listener *l, struct stats *st, int fd,
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
 	st->why[why]++;
-	refuse_flush();
-	if (E.now - E.rl_t >= 1000) {
-		E.rl_t = E.now;
-		E.rl_n = 0;
-	}
-	if (E.rl_n >= REFUSE_LINES) {
-		E.rl_dropped++;
+	if (!log_refusal(E.now))
 		return;
-	}
-	E.rl_n++;
-	logmsg("close l=%s c=%s sni=- r=- u=- up=0 down=0 t=0.000s why=%s",
+	log_msg("close l=%s c=%s sni=- r=- u=- up=0 down=0 t=0.000s why=%s",
 	    l->name, sa_fmt(cli, a, sizeof(a)), why_name[why]);
 }
 
@@ -1166,8 +786,8 @@ conn_start(int li, int fd, const union sa *sa)
 		refuse(l, st, fd, &cli, W_PER_IP);
 		return;
 	}
-	if (!inherits(fd))
-		tune(fd);
+	if (!sys_inherits(fd))
+		sys_tune(fd);
 	slot = E.nfree > 0 ? E.freeslot[--E.nfree] : E.hw++;
 	c = &E.conns[slot];
 	c->st = C_RESOLVE;
@@ -1216,7 +836,7 @@ accept_ready(int li)
 
 	for (i = 0; i < ACCEPT_BATCH && E.nconn < E.maxc; i++) {
 		len = sizeof(sa);
-		fd = edge_accept_nb(E.lfd[li], &sa, &len);
+		fd = sys_accept_nb(E.lfd[li], &sa, &len);
 		if (fd != -1) {
 			conn_start(li, fd, &sa);
 			continue;
@@ -1231,7 +851,7 @@ accept_ready(int li)
 			fd_pause(E.cf->l[li].name, errno);
 			return;
 		}
-		logmsg("accept l=%s:", E.cf->l[li].name);
+		log_msg("accept l=%s:", E.cf->l[li].name);
 		return;
 	}
 }
@@ -1339,7 +959,7 @@ describe(const char *what, const struct conf *cf, const struct listener *l,
 	if (l->nc > 0 || l->max_per_ip > 0)
 		snprintf(lim, sizeof(lim), " allow=%d deny=%d max_conns_per_ip=%d",
 		    l->nallow, l->nc - l->nallow, l->max_per_ip);
-	logmsg("%s %s on %s%s -> %s proxy=%s prefer=%s connect_timeout=%lldms "
+	log_msg("%s %s on %s%s -> %s proxy=%s prefer=%s connect_timeout=%lldms "
 	    "idle_timeout=%lldms%s", what, l->name, sa_fmt(a, buf, sizeof(buf)),
 	    l->dual && a->sa.sa_family == AF_INET6 ? " (v4+v6)" : "",
 	    target_fmt(&l->up, t, sizeof(t)),
@@ -1349,11 +969,11 @@ describe(const char *what, const struct conf *cf, const struct listener *l,
 	    (long long)l->idle_ms, lim);
 	for (i = 0; i < l->nr; i++) {
 		r = &cf->r[l->r0 + i];
-		logmsg("route %s sni=%s -> %s", l->name, r->text,
+		log_msg("route %s sni=%s -> %s", l->name, r->text,
 		    target_fmt(&r->t, t, sizeof(t)));
 	}
 	if (l->nr > 0)
-		logmsg("route %s sni=(other) -> %s sni_timeout=%lldms", l->name,
+		log_msg("route %s sni=(other) -> %s sni_timeout=%lldms", l->name,
 		    target_fmt(&l->up, t, sizeof(t)), (long long)l->sni_ms);
 }
 
@@ -1389,9 +1009,9 @@ open_listener(const char *name, const union sa *addr, int dual,
 	what = "bind";
 	if (bind(fd, &a.sa, sa_len(&a)) == -1)
 		goto fail;
-	tune(fd);	/* inherited by accepted sockets where the system does */
+	sys_tune(fd);	/* inherited by accepted sockets where the system does */
 	what = "listen";
-	if (listen(fd, 1024) == -1 || set_nonblock(fd) == -1)
+	if (listen(fd, 1024) == -1 || sys_nonblock(fd) == -1)
 		goto fail;
 	len = sizeof(*bound);
 	what = "getsockname";
@@ -1485,7 +1105,7 @@ reload(void)
 
 	if ((nc = malloc(sizeof(*nc))) == NULL ||
 	    conf_load(E.confpath, nc, err, sizeof(err)) == -1) {
-		logmsg("reload failed: %s; still running the old config",
+		log_msg("reload failed: %s; still running the old config",
 		    nc ? err : "out of memory");
 		free(nc);
 		E.reload_failed++;
@@ -1493,7 +1113,7 @@ reload(void)
 	}
 	for (i = 0; i < nc->nl; i++) {
 		if ((nsid[i] = stats_slot(nc->l[i].name)) == -1) {
-			logmsg("reload failed: no room for the counters of "
+			log_msg("reload failed: no room for the counters of "
 			    "%s; still running the old config", nc->l[i].name);
 			for (j = 0; j < MAX_STATS; j++)
 				E.stats[j].named = 0;
@@ -1538,7 +1158,7 @@ reload(void)
 			if (strcmp(nc->l[i].name, oc->l[j].name) == 0)
 				break;
 		if (i == nc->nl)
-			logmsg("reload removed %s", oc->l[j].name);
+			log_msg("reload removed %s", oc->l[j].name);
 		if (!kept[j] && E.lfd[j] != -1)
 			close(E.lfd[j]);
 	}
@@ -1551,10 +1171,10 @@ reload(void)
 		E.sfd = open_listener("status", &nc->status_addr,
 		    nc->status_dual, &a, err, sizeof(err));
 		if (E.sfd == -1) {
-			logmsg("reload %s", err);
+			log_msg("reload %s", err);
 			bad++;
 		} else {
-			logmsg("status on %s", sa_fmt(&a, why, sizeof(why)));
+			log_msg("status on %s", sa_fmt(&a, why, sizeof(why)));
 		}
 	}
 	for (i = 0; i < nc->nl; i++) {
@@ -1566,7 +1186,7 @@ reload(void)
 			nfd[i] = open_listener(nc->l[i].name, &nc->l[i].addr,
 			    nc->l[i].dual, &naddr[i], err, sizeof(err));
 			if (nfd[i] == -1) {
-				logmsg("reload %s", err);
+				log_msg("reload %s", err);
 				bad++;
 			}
 		}
@@ -1577,17 +1197,17 @@ reload(void)
 		listener_diff(oc, &oc->l[j], nc, &nc->l[i], from[i] != j, why,
 		    sizeof(why));
 		if (why[0] != '\0') {
-			logmsg("reload changed %s: %s", nc->l[i].name, why);
+			log_msg("reload changed %s: %s", nc->l[i].name, why);
 			describe("reload now", nc, &nc->l[i], &naddr[i]);
 		}
 	}
 	if (nc->max_conns != oc->max_conns)
-		logmsg("reload: max_conns=%d applies at the next start; still "
+		log_msg("reload: max_conns=%d applies at the next start; still "
 		    "%d", nc->max_conns, E.maxc);
 	if (nc->user.set != oc->user.set || nc->user.uid != oc->user.uid ||
 	    nc->user.gid != oc->user.gid || strcmp(nc->user.name,
 	    oc->user.name) != 0)
-		logmsg("reload: user applies at the next start");
+		log_msg("reload: user applies at the next start");
 	memcpy(E.lfd, nfd, sizeof(nfd));
 	memcpy(E.laddr, naddr, sizeof(naddr));
 	memcpy(E.lsid, nsid, sizeof(nsid));
@@ -1596,7 +1216,7 @@ reload(void)
 	if (oc->refs == 0)
 		free(oc);	/* else the last of its connections frees it */
 	E.reload_ok++;
-	logmsg("reload ok listeners=%d conns=%d%s", nc->nl, E.nconn,
+	log_msg("reload ok listeners=%d conns=%d%s", nc->nl, E.nconn,
 	    bad ? " (with errors above: those listeners are closed)" : "");
 }
 
@@ -1606,14 +1226,15 @@ log_stats(void)
 {
 	const struct stats *st;
 	char closes[NCLOSE * 24];
+	uint64_t bytes;
 	size_t k;
-	int i, w;
+	int i, w, big, small;
 
-	logmsg("stats uptime=%llds conns=%d max_conns=%d buffers=%d "
+	buf_usage(&big, &small, &bytes);
+	log_msg("stats uptime=%llds conns=%d max_conns=%d buffers=%d "
 	    "small_buffers=%d buffer_kb=%llu reloads=%llu reload_failures=%llu",
 	    (long long)(E.now - E.start) / 1000, E.nconn, E.maxc,
-	    E.nbuf[BIG] + E.nbuf[SMALL], E.nbuf[SMALL],
-	    (unsigned long long)buf_bytes() / 1024,
+	    big + small, small, (unsigned long long)bytes / 1024,
 	    (unsigned long long)E.reload_ok,
 	    (unsigned long long)E.reload_failed);
 	for (i = 0; i < MAX_STATS; i++) {
@@ -1626,7 +1247,7 @@ log_stats(void)
 				k += (size_t)snprintf(closes + k,
 				    sizeof(closes) - k, " %s=%llu", why_name[w],
 				    (unsigned long long)st->why[w]);
-		logmsg("stats l=%s active=%llu total=%llu denied=%llu "
+		log_msg("stats l=%s active=%llu total=%llu denied=%llu "
 		    "per_ip_limit=%llu up=%llu down=%llu dns_failures=%llu "
 		    "connect_failures=%llu%s", st->name,
 		    (unsigned long long)st->active,
@@ -1683,8 +1304,11 @@ edge_metrics(size_t *len)
 {
 	struct text t = { NULL, 0, 0 };
 	const struct stats *st;
+	uint64_t bytes;
 	int64_t ms;
-	int i, w, up;
+	int i, w, up, big, small;
+
+	buf_usage(&big, &small, &bytes);
 
 #define FAMILY(name, type, help) text_add(&t, "# HELP " name " " help \
     "\n# TYPE " name " " type "\n")
@@ -1744,12 +1368,12 @@ edge_metrics(size_t *len)
 	    "Relay buffers allocated, by size in bytes.");
 	text_add(&t, "edge_buffers{size=\"%d\"} %d\n"
 	    "edge_buffers{size=\"%d\"} %d\n",
-	    BUFSZ, E.nbuf[BIG], BUF_SMALL, E.nbuf[SMALL]);
+	    BUF_BIG, big, BUF_SMALL, small);
 	FAMILY("edge_buffer_bytes", "gauge", "Memory held by relay buffers.");
 	text_add(&t, "edge_buffer_bytes %llu\n",
-	    (unsigned long long)buf_bytes());
+	    (unsigned long long)bytes);
 	FAMILY("edge_uptime_seconds", "gauge", "Seconds since edge started.");
-	ms = edge_now_ms() - E.start;
+	ms = sys_clock_ms() - E.start;
 	text_add(&t, "edge_uptime_seconds %lld.%03lld\n", (long long)ms / 1000,
 	    (long long)ms % 1000);
 	FAMILY("edge_info", "gauge", "The running version.");
@@ -1767,12 +1391,12 @@ drain(int sig)
 	int i;
 
 	if (E.draining) {
-		logmsg("stop signal=%s again: closing %d connections now",
+		log_msg("stop signal=%s again: closing %d connections now",
 		    name, E.nconn);
 		E.stop = 1;
 		return;
 	}
-	logmsg("drain signal=%s conns=%d timeout=%lldms", name, E.nconn,
+	log_msg("drain signal=%s conns=%d timeout=%lldms", name, E.nconn,
 	    (long long)E.cf->drain_ms);
 	E.draining = 1;
 	E.drain_end = E.now + E.cf->drain_ms;
@@ -1799,7 +1423,7 @@ handle_signals(void)
 			if (b[i] == SIGTERM || b[i] == SIGINT)
 				drain(b[i]);
 			else if (b[i] == SIGHUP && E.draining)
-				logmsg("hup ignored: draining");
+				log_msg("hup ignored: draining");
 			else if (b[i] == SIGHUP)
 				reload();
 			else if (b[i] == SIGUSR1)
@@ -1887,8 +1511,8 @@ build_pollset(int *tmo)
 		next = E.accept_resume;
 	if (E.draining && E.drain_end < next)
 		next = E.drain_end;
-	if (E.rl_dropped > 0 && E.rl_t + 1000 < next)
-		next = E.rl_t + 1000;
+	if (log_refusals_due() < next)
+		next = log_refusals_due();
 	E.pfd[PFD_STATUS].fd = E.now >= E.accept_resume && !status_full() ?
 	    E.sfd : -1;
 	E.pfd[PFD_STATUS].events = POLLIN;
@@ -1955,7 +1579,7 @@ run(void)
 	int i, k, n, tmo;
 
 	while (!E.stop) {
-		E.now = edge_now_ms();
+		E.now = sys_tick();
 		n = build_pollset(&tmo);
 		/*
 		 * The cold slice first, without waiting: a poll() that may
@@ -1971,9 +1595,9 @@ run(void)
 		    n), tmo) == -1) {
 			if (errno == EINTR)
 				continue;
-			die(1, "poll:");
+			log_die(1, "poll:");
 		}
-		E.now = edge_now_ms();
+		E.now = sys_tick();
 		if (E.pfd[PFD_RESOLVER].revents)
 			resolve_collect();
 		status_service(E.pfd + PFD_LISTENERS + E.pnl, E.pns, E.now);
@@ -1985,7 +1609,7 @@ run(void)
 		    status_accept(E.sfd, E.now) == -1)
 			fd_pause("status", errno);
 		expire();
-		refuse_flush();
+		log_refusals_flush(E.now);
 		/* Last: a reload may replace the listeners polled above. */
 		if (E.pfd[PFD_SIGNAL].revents)
 			handle_signals();
@@ -1996,7 +1620,7 @@ run(void)
 	while (E.nconn > 0)
 		conn_close(&E.conns[E.live[E.nconn - 1]], W_SHUTDOWN, 0, NULL);
 	status_close_all();
-	logmsg("stopped closed=%d", n);
+	log_msg("stopped closed=%d", n);
 }
 
 /*
@@ -2016,13 +1640,13 @@ drop_privileges(const struct runas *u)
 	if (u->name[0] != '\0') {
 		errno = 0;
 		if ((pw = getpwnam(u->name)) == NULL)
-			die(1, "user %s: no such user in /etc/passwd (a "
+			log_die(1, "user %s: no such user in /etc/passwd (a "
 			    "scratch image has none: write user = UID:GID)",
 			    u->name);
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 		if (uid == 0)
-			die(1, "user %s: is root; leave user unset to keep "
+			log_die(1, "user %s: is root; leave user unset to keep "
 			    "running as root", u->name);
 	} else {
 		uid = (uid_t)u->uid;
@@ -2035,23 +1659,23 @@ drop_privileges(const struct runas *u)
 	}
 	if (getuid() == uid && geteuid() == uid && getgid() == gid &&
 	    getegid() == gid) {
-		logmsg("user uid=%ld gid=%ld (already)", (long)uid, (long)gid);
+		log_msg("user uid=%ld gid=%ld (already)", (long)uid, (long)gid);
 		return;
 	}
 	if (setgroups(0, NULL) == -1)
-		die(1, "user: cannot drop supplementary groups (not started as "
+		log_die(1, "user: cannot drop supplementary groups (not started as "
 		    "root?); refusing to run as uid=%ld: setgroups:",
 		    (long)getuid());
 	if (setgid(gid) == -1)
-		die(1, "user: setgid %ld:", (long)gid);
+		log_die(1, "user: setgid %ld:", (long)gid);
 	if (setuid(uid) == -1)
-		die(1, "user: setuid %ld:", (long)uid);
+		log_die(1, "user: setuid %ld:", (long)uid);
 	if (setuid(0) != -1 || seteuid(0) != -1 || setgid(0) != -1 ||
 	    getuid() != uid || geteuid() != uid || getgid() != gid ||
 	    getegid() != gid)
-		die(1, "user: root could be regained after dropping to uid=%ld "
+		log_die(1, "user: root could be regained after dropping to uid=%ld "
 		    "gid=%ld; refusing to run", (long)uid, (long)gid);
-	logmsg("user uid=%ld gid=%ld", (long)uid, (long)gid);
+	log_msg("user uid=%ld gid=%ld", (long)uid, (long)gid);
 }
 
 static void
@@ -2065,7 +1689,7 @@ setup(void)
 	size_t nip;
 	int i, spare;
 
-	E.start = edge_now_ms();
+	E.start = sys_clock_ms();
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -2083,18 +1707,16 @@ setup(void)
 	    && (rlim_t)(2 * E.maxc + spare) > rl.rlim_cur) {
 		E.maxc = rl.rlim_cur > (rlim_t)spare + 2 ?
 		    (int)((rl.rlim_cur - (rlim_t)spare) / 2) : 1;
-		logmsg("warning: max_conns=%d lowered to %d by the open-file "
+		log_msg("warning: max_conns=%d lowered to %d by the open-file "
 		    "limit of %llu (2 per connection, %d spare)",
 		    E.cf->max_conns, E.maxc, (unsigned long long)rl.rlim_cur,
 		    spare);
 	}
 
-	E.bmax = (int)(BUF_MEMORY / buf_alloc[BIG]);
-	if (E.bmax > 2 * E.maxc)
-		E.bmax = 2 * E.maxc;
-	if (pipe(E.sigp) == -1 || set_nonblock(E.sigp[0]) == -1 ||
-	    set_nonblock(E.sigp[1]) == -1)
-		die(1, "pipe:");
+	buf_init(E.maxc);
+	if (pipe(E.sigp) == -1 || sys_nonblock(E.sigp[0]) == -1 ||
+	    sys_nonblock(E.sigp[1]) == -1)
+		log_die(1, "pipe:");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
@@ -2107,7 +1729,7 @@ setup(void)
 	sigaction(SIGUSR1, &sa, NULL);
 
 	if ((E.resfd = resolve_init()) == -1)
-		die(1, "resolver:");
+		log_die(1, "resolver:");
 
 	/* Per-address counts: at most one entry per connection, half full. */
 	for (nip = 16; nip < 2 * (size_t)E.maxc; nip *= 2)
@@ -2127,7 +1749,7 @@ setup(void)
 	E.pmap = calloc(nip, sizeof(int));
 	if (!E.ipt || !E.conns || !E.live || !E.hot || !E.scan ||
 	    !E.freeslot || !E.pfd || !E.pmap)
-		die(1, "max_conns=%d: out of memory", E.maxc);
+		log_die(1, "max_conns=%d: out of memory", E.maxc);
 	/* Slots are taken from [0, maxc) in order and reused from the free
 	 * stack: memory for connections is touched only as they come. */
 	E.pfd[PFD_SIGNAL].fd = E.sigp[0];
@@ -2141,7 +1763,7 @@ setup(void)
 		E.lfd[i] = open_listener(E.cf->l[i].name, &E.cf->l[i].addr,
 		    E.cf->l[i].dual, &E.laddr[i], err, sizeof(err));
 		if (E.lfd[i] == -1)
-			die(1, "%s", err);
+			log_die(1, "%s", err);
 		describe("listening", E.cf, &E.cf->l[i], &E.laddr[i]);
 	}
 	E.sfd = -1;
@@ -2149,11 +1771,11 @@ setup(void)
 		E.sfd = open_listener("status", &E.cf->status_addr,
 		    E.cf->status_dual, &a, err, sizeof(err));
 		if (E.sfd == -1)
-			die(1, "%s", err);
-		logmsg("status on %s", sa_fmt(&a, err, sizeof(err)));
+			log_die(1, "%s", err);
+		log_msg("status on %s", sa_fmt(&a, err, sizeof(err)));
 	}
 	drop_privileges(&E.cf->user);
-	logmsg("start version=%s conf=%s listeners=%d max_conns=%d",
+	log_msg("start version=%s conf=%s listeners=%d max_conns=%d",
 	    EDGE_VERSION, E.confpath, E.cf->nl, E.maxc);
 }
 
@@ -2206,14 +1828,14 @@ main(int argc, char **argv)
 	if (optind != argc)
 		usage(2);
 	if ((E.cf = malloc(sizeof(*E.cf))) == NULL)
-		die(1, "out of memory");
+		log_die(1, "out of memory");
 	if (conf_load(E.confpath, E.cf, err, sizeof(err)) == -1)
-		die(2, "%s", err);
+		log_die(2, "%s", err);
 	if (test) {
 		for (ch = 0; ch < E.cf->nl; ch++)
 			describe("listener", E.cf, &E.cf->l[ch],
 			    &E.cf->l[ch].addr);
-		logmsg("%s: ok, %d listener%s", E.confpath, E.cf->nl,
+		log_msg("%s: ok, %d listener%s", E.confpath, E.cf->nl,
 		    E.cf->nl == 1 ? "" : "s");
 		return 0;
 	}

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MAX_LISTENERS	64
 #define NAME_MAX_LEN	32	/* listener name, with its NUL */
@@ -191,6 +192,94 @@ size_t pp1_encode(unsigned char *out, size_t n, const union sa *src,
     const union sa *dst);
 
 /*
+ * buf.c: relay buffers, from a pool.  A buffer holds b[off .. off+len);
+ * BUF_HEADROOM bytes in front of the first data leave room for a PROXY
+ * header (buf_prepend).  buf_get(): a big buffer while there are fewer
+ * than the cap, else a small one; NULL only when malloc fails.
+ * buf_put(b): back to the pool (NULL is a no-op).  buf_init(maxc): size
+ * the cap for maxc connections.  buf_usage(&big, &small, &bytes): buffers
+ * allocated of each size, and the memory they hold.
+ */
+#ifndef BUF_BIG
+#define BUF_BIG		(256 * 1024)	/* see bench/RESULTS.md */
+#endif
+#define BUF_SMALL	(16 * 1024)
+#define BUF_HEADROOM	128		/* v1's longest line is 107 bytes */
+
+struct buf {
+	struct buf *next;	/* the pool's free list */
+	uint32_t off, len;
+	uint32_t size;		/* of b[]: BUF_HEADROOM + BUF_BIG or BUF_SMALL */
+	unsigned char b[];
+};
+
+void buf_init(int maxc);
+struct buf *buf_get(void);
+void buf_put(struct buf *b);
+void buf_usage(int *big, int *small, uint64_t *bytes);
+
+/* Can more bytes go in, at the tail or after compacting? */
+static inline int
+buf_can_fill(const struct buf *b)
+{
+	return b->off + b->len < b->size || b->off > BUF_HEADROOM;
+}
+
+/*
+ * Where the next bytes go, and *room how many fit.  An empty buffer starts
+ * again at the headroom; a full tail moves the data back there (only then,
+ * so that most reads cost no copy).
+ */
+static inline unsigned char *
+buf_tail(struct buf *b, size_t *room)
+{
+	if (b->len == 0) {
+		b->off = BUF_HEADROOM;
+	} else if (b->off + b->len == b->size) {
+		memmove(b->b + BUF_HEADROOM, b->b + b->off, b->len);
+		b->off = BUF_HEADROOM;
+	}
+	*room = b->size - b->off - b->len;
+	return b->b + b->off + b->len;
+}
+
+/* n bytes were written at buf_tail(). */
+static inline void
+buf_fill(struct buf *b, size_t n)
+{
+	b->len += (uint32_t)n;
+}
+
+static inline const unsigned char *
+buf_data(const struct buf *b)
+{
+	return b->b + b->off;
+}
+
+static inline size_t
+buf_len(const struct buf *b)
+{
+	return b->len;
+}
+
+/* The first n bytes were taken. */
+static inline void
+buf_drain(struct buf *b, size_t n)
+{
+	b->off += (uint32_t)n;
+	b->len -= (uint32_t)n;
+}
+
+/* Put n <= BUF_HEADROOM bytes in front of the data (nothing drained yet). */
+static inline void
+buf_prepend(struct buf *b, const unsigned char *p, size_t n)
+{
+	b->off -= (uint32_t)n;
+	b->len += (uint32_t)n;
+	memcpy(b->b + b->off, p, n);
+}
+
+/*
  * sni_parse(p, n, name, namesz): look for the server_name in the TLS
  * ClientHello whose first n bytes are p.  SNI_FOUND: name holds it, lower
  * case, without a trailing dot, validated (letters, digits, '-', '_', '.',
@@ -252,16 +341,56 @@ void status_service(const struct pollfd *p, int n, int64_t now);
 void status_close_all(void);
 int status_probe(const char *hostport);
 
-/* edge_metrics(&len): the counters as Prometheus text, malloc'd, or NULL. */
-char *edge_metrics(size_t *len);
+/*
+ * log.c: one line per event on stderr, one write(2) each.
+ * log_msg(fmt, ...): "edge: " and the line; a format ending in ':' gets
+ * strerror(errno) appended.  log_die(code, fmt, ...): the same, then
+ * exit(code): for start-up only, never from the loop.
+ * struct logline, log_add(l, key, val), log_num(l, key, v, width),
+ * log_end(l): a line built by appending key and value text (log_num pads
+ * v with zeros to width digits), written by log_end.
+ * log_refusal(now): may a refusal line be written now?  At most a few a
+ * second; the rest are counted, and log_refusals_flush(now) reports them
+ * once their second is over, by log_refusals_due() at the latest.
+ */
+#define LOG_MAX		1024
+struct logline {
+	char b[LOG_MAX];
+	size_t n;
+};
+void log_msg(const char *fmt, ...);
+void log_die(int code, const char *fmt, ...);
+void log_add(struct logline *l, const char *key, const char *val);
+void log_num(struct logline *l, const char *key, uint64_t v, int width);
+void log_end(struct logline *l);
+int log_refusal(int64_t now);
+void log_refusals_flush(int64_t now);
+int64_t log_refusals_due(void);
 
 /*
- * Helpers of edge.c that status.c uses too.  edge_now_ms(): the monotonic
- * clock in milliseconds.  edge_socket_nb(family), edge_accept_nb(lfd, &sa,
- * &len): a non-blocking, close-on-exec TCP socket, or -1 with errno.
+ * sys.c: system helpers.
+ * sys_clock_ms(): the monotonic clock in milliseconds.  sys_tick(): read
+ * it as the time of this loop turn; sys_now(): that time.
+ * sys_nonblock(fd): non-blocking and close-on-exec.
+ * sys_socket_nb(family), sys_accept_nb(lfd, &sa, &len): a non-blocking,
+ * close-on-exec TCP socket, or -1 with errno.
+ * sys_tune(fd): TCP_NODELAY and keepalive (first probe after 2 min).
+ * sys_inherits(fd): does an accepted socket come with its listener's
+ * options (Linux: yes)?  Asked of the first one only.
+ * sys_is_local(a): is a an address of this host (would the kernel send
+ * to it from it)?  Answers are kept for a second.
  */
-int64_t edge_now_ms(void);
-int edge_socket_nb(int family);
-int edge_accept_nb(int lfd, union sa *sa, socklen_t *len);
+int64_t sys_clock_ms(void);
+int64_t sys_tick(void);
+int64_t sys_now(void);
+int sys_nonblock(int fd);
+int sys_socket_nb(int family);
+int sys_accept_nb(int lfd, union sa *sa, socklen_t *len);
+void sys_tune(int fd);
+int sys_inherits(int fd);
+int sys_is_local(const union sa *a);
+
+/* edge_metrics(&len): the counters as Prometheus text, malloc'd, or NULL. */
+char *edge_metrics(size_t *len);
 
 #endif

@@ -67,7 +67,7 @@ status_accept(int lfd, int64_t now)
 		if (s->st != S_FREE)
 			continue;
 		len = sizeof(sa);
-		if ((fd = edge_accept_nb(lfd, &sa, &len)) == -1)
+		if ((fd = sys_accept_nb(lfd, &sa, &len)) == -1)
 			return errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == EINTR || errno == ECONNABORTED ? 0 : -1;
 		s->fd = fd;
@@ -245,7 +245,7 @@ wait_fd(int fd, short ev, int64_t deadline)
 	int r;
 
 	for (;;) {
-		if ((left = deadline - edge_now_ms()) <= 0)
+		if ((left = deadline - sys_clock_ms()) <= 0)
 			return 0;
 		p.fd = fd;
 		p.events = ev;
@@ -273,7 +273,7 @@ status_probe(const char *arg)
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[HOST_MAX_LEN], buf[64];
 	const char *port;
-	int64_t deadline = edge_now_ms() + STATUS_MS;
+	int64_t deadline = sys_clock_ms() + STATUS_MS;
 	size_t n = 0;
 	ssize_t r;
 	int fd = -1, e = 0, rc;
@@ -288,7 +288,7 @@ status_probe(const char *arg)
 	    != 0)
 		return probe_fail(arg, "resolve", gai_strerror(rc));
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fd = edge_socket_nb(ai->ai_family)) == -1) {
+		if ((fd = sys_socket_nb(ai->ai_family)) == -1) {
 			e = errno;
 			goto next;
 		}
