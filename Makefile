@@ -10,8 +10,16 @@ LDFLAGS  =
 LDLIBS   = -lpthread
 -include config.mk
 
-SRC = edge.c status.c resolve.c buf.c sys.c log.c conf.c proxyv2.c sni.c addr.c
-OBJ = edge.o status.o resolve.o buf.o sys.o log.o conf.o proxyv2.o sni.o addr.o
+SRC = edge.c status.c poll.c conn.c listen.c stats.c iptab.c buf.c resolve.c sys.c log.c conf.c proxyv2.c sni.c addr.c
+OBJ = edge.o status.o poll.o conn.o listen.o stats.o iptab.o buf.o resolve.o sys.o log.o conf.o proxyv2.o sni.o addr.o
+# The layers, top first: a file calls only files on later layers
+# (test/layers.sh checks it from the objects' symbols), and exports only
+# names with its prefix.
+LAYERS = edge / status poll / conn / listen / stats iptab buf resolve / \
+	sys log / conf proxyv2 sni / addr
+PREFIXES = edge:edge_ status:status_ poll:poll_ conn:conn_ listen:listen_ \
+	stats:stats_ iptab:iptab_ buf:buf_ resolve:resolve_ sys:sys_ log:log_ \
+	conf:conf_ proxyv2:pp1_,pp2_ sni:sni_ addr:sa_,cidr_
 STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
 REPLAY = fuzz/conf_replay fuzz/sni_replay
@@ -60,7 +68,10 @@ unit: $(UNIT) $(REPLAY)
 	fuzz/conf_replay fuzz/corpus/conf/*
 	fuzz/sni_replay fuzz/corpus/sni/*
 
-test: edge unit bench/load
+check-layers: $(OBJ)
+	sh test/layers.sh "$(LAYERS)" "$(PREFIXES)"
+
+test: edge unit check-layers bench/load
 	sh test/run test/
 
 check-werror:
@@ -97,4 +108,4 @@ bench-quick: bench/load
 	$(MAKE) static STATIC=bench/edge
 	EDGE=bench/edge bench/run --quick --out bench/last-run.md
 
-.PHONY: all static unit fuzz test check-werror install clean bench bench-quick
+.PHONY: all static unit fuzz check-layers test check-werror install clean bench bench-quick

@@ -975,3 +975,34 @@ fail:
 	free(buf);
 	return -1;
 }
+
+struct conf *
+conf_new(const char *path, char *err, size_t errlen)
+{
+	struct conf *cf;
+
+	if ((cf = malloc(sizeof(*cf))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	if (conf_load(path, cf, err, errlen) == -1) {
+		free(cf);
+		return NULL;
+	}
+	cf->refs = 1;
+	return cf;
+}
+
+struct conf *
+conf_hold(struct conf *cf)
+{
+	cf->refs++;
+	return cf;
+}
+
+void
+conf_free(struct conf *cf)
+{
+	if (cf != NULL && --cf->refs == 0)
+		free(cf);
+}

@@ -139,7 +139,7 @@ struct runas {
 };
 
 struct conf {
-	int refs;			/* connections using it (edge.c) */
+	int refs;			/* references: conf_hold, conf_free */
 	int max_conns;
 	int64_t drain_ms;		/* after SIGTERM; 0: close at once */
 	struct runas user;
@@ -162,6 +162,16 @@ int conf_parse(const char *text, size_t n, const char *fname,
 
 /* conf_load(path, out, err, errlen): read path and conf_parse() it. */
 int conf_load(const char *path, struct conf *out, char *err, size_t errlen);
+
+/*
+ * conf_new(path, err, errlen): a config read from path, malloc'd, with one
+ * reference (the caller's); NULL with the message in err.
+ * conf_hold(cf): one more reference; returns cf.  conf_free(cf): drop one;
+ * the last frees it.  NULL is a no-op.
+ */
+struct conf *conf_new(const char *path, char *err, size_t errlen);
+struct conf *conf_hold(struct conf *cf);
+void conf_free(struct conf *cf);
 
 /*
  * conf_route(cf, l, name): the first of l's routes, in file order, that
@@ -332,6 +342,7 @@ int resolve_next(int *slot, uint32_t *gen, struct addrs **a,
  * status_service(p, n, now): act on the revents of those n entries, and
  * close clients past their deadline.
  * status_probe("HOST:PORT"): `edge probe`; the exit code: 0 on a 200.
+ * status_log(): the counters as log lines (SIGUSR1).
  */
 #define STATUS_MAX	8
 int status_accept(int lfd, int64_t now);
@@ -339,6 +350,7 @@ int status_full(void);
 int status_pollfds(struct pollfd *p, int64_t *next);
 void status_service(const struct pollfd *p, int n, int64_t now);
 void status_close_all(void);
+void status_log(void);
 int status_probe(const char *hostport);
 
 /*
@@ -390,7 +402,147 @@ void sys_tune(int fd);
 int sys_inherits(int fd);
 int sys_is_local(const union sa *a);
 
-/* edge_metrics(&len): the counters as Prometheus text, malloc'd, or NULL. */
-char *edge_metrics(size_t *len);
+#define EDGE_VERSION	"0.1.0"
+
+enum { CLI = 0, UPS = 1 };		/* side index; the peer is !side */
+
+/* Why a connection ended: the log's why= and the metrics' label. */
+enum why {
+	W_EOF, W_IDLE, W_RESET, W_ERROR, W_CONNECT_FAILED, W_DNS_FAILED,
+	W_DNS_TIMEOUT, W_SNI_TIMEOUT, W_SNI_TOO_BIG, W_SNI_INCOMPLETE,
+	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN, W_LOOP,
+	NCLOSE,				/* the rest are refusals, before a slot */
+	W_DENIED = NCLOSE, W_PER_IP, NWHY
+};
+
+/*
+ * stats.c: counters per listener name, kept across reloads.
+ * stats_why(w): the name of a close reason ("eof", "per_ip_limit").
+ * stats_init(now): uptime counts from now.
+ * stats_claim(cf, sid): a counters slot for each of cf's listeners, in
+ * sid[i] (the same slot as before for a name that stays); these become
+ * the named ones.  Returns cf->nl, or the index of the first listener
+ * that found no room, and then nothing changes.
+ * stats_up(sid, up): the listener's socket is open (1) or not.
+ * stats_accepted, stats_refused, stats_opened, stats_closed,
+ * stats_bytes(sid, side, n), stats_connect_failed: count an event.
+ * stats_reloaded(ok): count a reload.
+ * struct gauges: what other rooms report, passed in by the caller.
+ * stats_log(g): the SIGUSR1 lines.  stats_metrics(g, &len): the
+ * Prometheus text, malloc'd, or NULL.
+ */
+struct gauges {
+	int64_t now;
+	int conns, max_conns;		/* open, and the cap */
+	int big, small;			/* buffers allocated of each size */
+	uint64_t buf_bytes;		/* the memory they hold */
+};
+const char *stats_why(enum why w);
+void stats_init(int64_t now);
+int stats_claim(const struct conf *cf, int sid[]);
+void stats_up(int sid, int up);
+void stats_accepted(int sid);
+void stats_refused(int sid, enum why w);
+void stats_opened(int sid);
+void stats_closed(int sid, enum why w);
+void stats_bytes(int sid, int side, uint64_t n);
+void stats_connect_failed(int sid);
+void stats_reloaded(int ok);
+void stats_log(const struct gauges *g);
+char *stats_metrics(const struct gauges *g, size_t *len);
+
+/*
+ * iptab.c: connections open per (counters slot, client address).
+ * iptab_init(maxc): size the table once; -1 on ENOMEM.
+ * iptab_count(sid, a): how many now.  iptab_add, iptab_del: one more, one
+ * fewer.  a is unmapped (an IPv4 client on a dual-stack socket is IPv4).
+ */
+int iptab_init(int maxc);
+uint32_t iptab_count(int sid, const union sa *a);
+void iptab_add(int sid, const union sa *a);
+void iptab_del(int sid, const union sa *a);
+
+/*
+ * listen.c: the listening sockets of the running config and the status
+ * endpoint's.  listen_start(cf, err, n): bind them all and log each;
+ * -1 with the reason in err.  listen_reload(nc, err, n): merge nc into
+ * the sockets (unchanged addresses keep theirs, the rest close or open,
+ * each change logged); -1 if refused (nothing changed, err says why),
+ * else how many listeners failed to bind (they stay closed).
+ * listen_describe(what, cf, l, a): the "listening ..." line of l, bound
+ * to a, and its routes.  listen_close_all(): close every socket (drain).
+ * listen_count(), listen_fd(i) (-1: closed), listen_sid(i) (its counters
+ * slot), listen_status_fd().  listen_self(a, msg, n): is a one of edge's
+ * own sockets?  1 with the reason in msg.
+ * listen_pause(name, err, nconn): out of descriptors: stop accepting for
+ * a while, and say so once per episode; listen_fds_back(name, nconn): the
+ * episode is over; listen_resume_at(): when accepting may start again.
+ */
+int listen_start(struct conf *cf, char *err, size_t errlen);
+int listen_reload(struct conf *nc, char *err, size_t errlen);
+void listen_describe(const char *what, const struct conf *cf,
+    const struct listener *l, const union sa *a);
+void listen_close_all(void);
+int listen_count(void);
+int listen_fd(int i);
+int listen_sid(int i);
+int listen_status_fd(void);
+int listen_self(const union sa *a, char *msg, size_t n);
+void listen_pause(const char *name, int err, int nconn);
+void listen_fds_back(const char *name, int nconn);
+int64_t listen_resume_at(void);
+
+/*
+ * conn.c: connection slots and the whole life of a connection.
+ * conn_init(maxc): the slots, once; -1 on ENOMEM.
+ * conn_accept(cf, li, fresh, max): accept up to max clients waiting on
+ * listener li of cf; the slots of those still open go in fresh[], their
+ * count is returned.  conn_resolved(): act on finished lookups.
+ * conn_step(slot, rev): advance on the poll events of its client (rev[CLI])
+ * and upstream (rev[UPS]) sockets.  conn_expire(slot): act on a deadline
+ * that has passed.  conn_close_all(): close every connection (stop).
+ * For the poll layer: conn_interest(slot, side, &fd): the events to wait
+ * for on that side's fd (0: none); conn_deadline(slot); conn_open(slot):
+ * in use; conn_quiet(slot): relaying and holding no buffer;
+ * conn_count(), conn_live(i) (the slot of the i-th open connection),
+ * conn_max().
+ */
+#define ACCEPT_BATCH	64		/* accepts per listener per turn */
+int conn_init(int maxc);
+int conn_accept(struct conf *cf, int li, int *fresh, int max);
+void conn_resolved(void);
+void conn_step(int slot, const short rev[2]);
+void conn_expire(int slot);
+void conn_close_all(void);
+short conn_interest(int slot, int side, int *fd);
+int64_t conn_deadline(int slot);
+int conn_open(int slot);
+int conn_quiet(int slot);
+int conn_count(void);
+int conn_live(int i);
+int conn_max(void);
+
+/*
+ * poll.c: the pollset of one turn.  poll_init(maxc, nfixed): size it
+ * once.  poll_begin(), then poll_add(fd, events) (returns the entry's
+ * index; fd -1 is skipped by poll()), poll_room()/poll_used(k) to let a
+ * caller fill k entries itself, poll_wake(t) to wake by t at the latest,
+ * poll_conns() to add the connections (the hot ones and a slice of the
+ * cold), poll_wait() (-1 with errno), poll_revents(i), poll_service() to
+ * step every connection with events, poll_expire() for their deadlines.
+ * poll_hot(slots, k): these new connections are hot.
+ */
+int poll_init(int maxc, int nfixed);
+void poll_begin(void);
+int poll_add(int fd, short events);
+struct pollfd *poll_room(void);
+void poll_used(int k);
+void poll_wake(int64_t t);
+void poll_conns(void);
+int poll_wait(void);
+short poll_revents(int i);
+void poll_service(void);
+void poll_expire(void);
+void poll_hot(const int *slots, int k);
 
 #endif

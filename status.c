@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The status endpoint and its client.  status.listen serves one HTTP/1.0
- * answer per connection: the counters edge_metrics() renders, in the
- * Prometheus text format.  At most STATUS_MAX clients at a time, each
+ * answer per connection: the counters stats.c renders, in the Prometheus
+ * text format, with the gauges of the rooms below (connections, buffers);
+ * SIGUSR1 logs the same.  At most STATUS_MAX clients at a time, each
  * bounded by STATUS_MS, all non-blocking under the main poll() loop: a
  * stuck scraper costs a slot, never the loop.  `edge probe HOST:PORT` is
  * the client a scratch image's HEALTHCHECK runs: it exits 0 on a 200.
@@ -32,6 +33,25 @@ static struct sclient {
 	char *out;		/* the whole answer, malloc'd */
 	size_t olen, off;
 } S[STATUS_MAX];
+
+/* What the other rooms report, for the counters' pages. */
+static void
+gauges(struct gauges *g)
+{
+	g->now = sys_clock_ms();
+	g->conns = conn_count();
+	g->max_conns = conn_max();
+	buf_usage(&g->big, &g->small, &g->buf_bytes);
+}
+
+void
+status_log(void)
+{
+	struct gauges g;
+
+	gauges(&g);
+	stats_log(&g);
+}
 
 static void
 sc_close(struct sclient *s)
@@ -85,12 +105,14 @@ answer(struct sclient *s)
 	static const char hdr[] = "HTTP/1.0 %s\r\nContent-Type: %s\r\n"
 	    "Content-Length: %lu\r\nConnection: close\r\n"
 	    "Cache-Control: no-store\r\n\r\n";
+	struct gauges g;
 	const char *code = "200 OK", *msg = NULL, *ctype =
 	    "text/plain; version=0.0.4; charset=utf-8";
 	char *body = NULL, *sp, *path;
 	size_t blen = 0, hlen;
 	int head = 0;
 
+	gauges(&g);
 	s->req[s->rn < REQ_MAX ? s->rn : REQ_MAX - 1] = '\0';
 	if ((sp = strchr(s->req, ' ')) == NULL) {
 		code = "400 Bad Request";
@@ -107,7 +129,7 @@ answer(struct sclient *s)
 		    strcmp(path, "/") != 0) {
 			code = "404 Not Found";
 			msg = "try /metrics\n";
-		} else if ((body = edge_metrics(&blen)) == NULL) {
+		} else if ((body = stats_metrics(&g, &blen)) == NULL) {
 			code = "503 Service Unavailable";
 			msg = "out of memory\n";
 		}

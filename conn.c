@@ -1,0 +1,741 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * A connection's whole life, in the order it lives it: accepted (or
+ * refused), the ClientHello peeked at on a listener with SNI routes, the
+ * upstream resolved (resolve.c, off the loop) and dialled address by
+ * address, the PROXY header put in front of the client's first bytes,
+ * bytes relayed both ways with half-closes, and one exit, conn_close(),
+ * which writes the close line.  conn_step() is the state machine; the
+ * poll layer knows connections only by slot, through the entry points at
+ * the end of this file.  The slots are allocated once for max_conns and
+ * touched only as they are used.
+ */
+#include <sys/socket.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edge.h"
+
+#define PEEK_MAX	(16 * 1024)	/* bytes held looking for a ClientHello */
+#ifndef PUMP_ROUNDS
+#define PUMP_ROUNDS	8		/* buffers moved per side per turn, at most */
+#endif
+
+enum cstate {
+	C_FREE = 0,	/* slot unused */
+	C_PEEK,		/* reading the ClientHello into s[CLI].in, unconsumed */
+	C_RESOLVE,	/* lookup queued in resolve.c; client may send early */
+	C_CONNECT,	/* non-blocking connect to av[ai] in progress */
+	C_SPLICE	/* bytes both ways; half-closes tracked per side */
+};
+
+struct side {
+	int fd;			/* -1 when not open */
+	unsigned eof:1;		/* read() returned 0 */
+	unsigned shut:1;	/* we sent shutdown(SHUT_WR) to this fd */
+	uint64_t nread;		/* bytes read from this fd */
+	struct buf *in;		/* bytes read from this fd, or NULL */
+};
+
+struct conn {
+	enum cstate st;
+	uint32_t gen;		/* bumped on free: stale lookups are dropped */
+	int live;		/* index in live[] */
+	int sid;		/* its listener's counters slot */
+	struct conf *cf;	/* the config it was accepted under (held) */
+	const struct listener *l;	/* in cf */
+	const struct route *r;	/* the SNI route taken, or NULL */
+	struct side s[2];
+	union sa cli, loc;	/* from accept() and getsockname() */
+	union sa ups;		/* the upstream address tried or in use */
+	struct addrs *addrs;	/* owned lookup result, or NULL */
+	const union sa *av;	/* addresses to try, in order */
+	int an, ai;
+	int64_t t0, deadline;	/* monotonic ms */
+	int err;		/* errno of the last failed connect */
+	char sni[HOST_MAX_LEN];	/* validated server_name, or "" */
+};
+
+static struct conn *conns;	/* maxc slots */
+static int maxc, nconn;
+static int *live;		/* slots in use, dense: live[0 .. nconn) */
+static int *freeslot, nfree;	/* stack of freed slots */
+static int hw;			/* slots ever used: [0, hw); untouched beyond */
+static char loopmsg[128];	/* why the last address dialled was refused */
+
+static int conn_start(struct conf *cf, int li, int fd, const union sa *sa);
+static void conn_peek(struct conn *c);
+static void conn_go(struct conn *c, const struct target *t);
+static void conn_dial(struct conn *c);
+static int conn_connected(struct conn *c, short rev);
+static int pump(struct conn *c, int from, short rin, short rout);
+static int conn_done(const struct conn *c);
+static void conn_close(struct conn *c, enum why why, int err,
+    const char *detail);
+
+int
+conn_init(int max)
+{
+	maxc = max;
+	conns = calloc((size_t)maxc, sizeof(*conns));
+	live = calloc((size_t)maxc, sizeof(int));
+	freeslot = calloc((size_t)maxc, sizeof(int));
+	return conns && live && freeslot ? 0 : -1;
+}
+
+/* 1. Accept, or refuse before a slot is taken. */
+
+int
+conn_accept(struct conf *cf, int li, int *fresh, int max)
+{
+	union sa sa;
+	socklen_t len;
+	int i, fd, n = 0, slot;
+
+	for (i = 0; i < max && nconn < maxc; i++) {
+		len = sizeof(sa);
+		fd = sys_accept_nb(listen_fd(li), &sa, &len);
+		if (fd != -1) {
+			if ((slot = conn_start(cf, li, fd, &sa)) != -1)
+				fresh[n++] = slot;
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* The client stays in the backlog. */
+			listen_pause(cf->l[li].name, errno, nconn);
+			break;
+		}
+		log_msg("accept l=%s:", cf->l[li].name);
+		break;
+	}
+	return n;
+}
+
+/* Close a client refused before it got a slot: an RST, no TIME_WAIT. */
+static void
+refuse(const struct listener *l, int sid, int fd, const union sa *cli,
+    enum why why)
+{
+	struct linger lg = { 1, 0 };
+	char a[SA_FMT_LEN];
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+	stats_refused(sid, why);
+	if (!log_refusal(sys_now()))
+		return;
+	log_msg("close l=%s c=%s sni=- r=- u=- up=0 down=0 t=0.000s why=%s",
+	    l->name, sa_fmt(cli, a, sizeof(a)), stats_why(why));
+}
+
+/* Admit a client, or refuse it.  Returns its slot while it is open. */
+static int
+conn_start(struct conf *cf, int li, int fd, const union sa *sa)
+{
+	const struct listener *l = &cf->l[li];
+	socklen_t len = sizeof(union sa);
+	int sid = listen_sid(li), slot;
+	struct conn *c;
+	union sa cli = *sa;
+
+	sa_unmap(&cli);
+	stats_accepted(sid);
+	if (!conf_allowed(cf, l, &cli)) {
+		refuse(l, sid, fd, &cli, W_DENIED);
+		return -1;
+	}
+	if (l->max_per_ip > 0 &&
+	    iptab_count(sid, &cli) >= (uint32_t)l->max_per_ip) {
+		refuse(l, sid, fd, &cli, W_PER_IP);
+		return -1;
+	}
+	if (!sys_inherits(fd))
+		sys_tune(fd);
+	slot = nfree > 0 ? freeslot[--nfree] : hw++;
+	c = &conns[slot];
+	c->st = C_RESOLVE;
+	c->cf = conf_hold(cf);
+	c->l = l;
+	c->sid = sid;
+	stats_opened(sid);
+	iptab_add(sid, &cli);
+	c->live = nconn;
+	live[nconn++] = slot;
+	c->s[CLI].fd = fd;
+	c->s[UPS].fd = -1;
+	c->s[CLI].eof = c->s[UPS].eof = 0;
+	c->s[CLI].shut = c->s[UPS].shut = 0;
+	c->s[CLI].nread = c->s[UPS].nread = 0;
+	c->cli = cli;
+	memset(&c->ups, 0, sizeof(c->ups));
+	memset(&c->loc, 0, sizeof(c->loc));
+	c->t0 = sys_now();
+	c->err = 0;
+	c->ai = 0;
+	c->r = NULL;
+	c->sni[0] = '\0';
+	if (l->proxy != PROXY_OFF && getsockname(fd, &c->loc.sa, &len) == -1) {
+		conn_close(c, W_ERROR, errno, NULL);
+		return -1;
+	}
+	if (l->nr > 0) {
+		c->st = C_PEEK;
+		c->deadline = sys_now() + l->sni_ms;
+		return slot;
+	}
+	conn_go(c, &l->up);
+	return c->st != C_FREE ? slot : -1;
+}
+
+/*
+ * 2. The state machine: advance a connection on the poll events of its
+ * two fds.  Each state either returns to wait or falls through to the
+ * next.
+ */
+void
+conn_step(int slot, const short rev[2])
+{
+	struct conn *c = &conns[slot];
+
+	switch (c->st) {
+	case C_FREE:
+		return;
+	case C_PEEK:
+		if (pump(c, CLI, rev[CLI], 0) == 0)
+			conn_peek(c);
+		return;
+	case C_RESOLVE:
+		/* Hold what the client sends early (a TLS hello on 465). */
+		if (rev[CLI])
+			pump(c, CLI, rev[CLI], 0);
+		return;
+	case C_CONNECT:
+		if (rev[UPS] == 0) {
+			if (rev[CLI])
+				pump(c, CLI, rev[CLI], 0);
+			return;
+		}
+		if (conn_connected(c, rev[UPS]) == -1)
+			return;
+		/* FALLTHROUGH */
+	case C_SPLICE:
+		if (pump(c, CLI, rev[CLI], rev[UPS]) == -1 ||
+		    pump(c, UPS, rev[UPS], rev[CLI]) == -1)
+			return;
+		if (conn_done(c))
+			conn_close(c, W_EOF, 0, NULL);
+		return;
+	}
+}
+
+/*
+ * 3. Peek: look at what the client has sent so far for a server_name and
+ * choose a route; the bytes stay in the buffer, to be forwarded as they
+ * came.
+ */
+static void
+conn_peek(struct conn *c)
+{
+	const struct buf *b = c->s[CLI].in;
+	const struct target *t = &c->l->up;
+	enum sni_res res;
+
+	res = sni_parse(b ? buf_data(b) : (const unsigned char *)"",
+	    b ? buf_len(b) : 0, c->sni, sizeof(c->sni));
+	if (res == SNI_MORE) {
+		if (b != NULL && buf_len(b) >= PEEK_MAX) {
+			conn_close(c, W_SNI_TOO_BIG, 0, NULL);
+			return;
+		}
+		if (c->s[CLI].eof) {
+			conn_close(c, b ? W_SNI_INCOMPLETE : W_SNI_EOF, 0,
+			    NULL);
+			return;
+		}
+		return;
+	}
+	if (res == SNI_FOUND && (c->r = conf_route(c->cf, c->l, c->sni)))
+		t = &c->r->t;
+	if (res != SNI_FOUND)
+		c->sni[0] = '\0';
+	if (t->host[0] == '\0') {
+		conn_close(c, res == SNI_NOT_TLS ? W_NOT_TLS : W_NO_ROUTE, 0,
+		    NULL);
+		return;
+	}
+	conn_go(c, t);
+}
+
+/* 4. Resolve: connect to t at once for a literal, else after a lookup. */
+static void
+conn_go(struct conn *c, const struct target *t)
+{
+	const struct listener *l = c->l;
+
+	if (t->literal) {
+		c->av = &t->addr;
+		c->an = 1;
+		conn_dial(c);
+		return;
+	}
+	c->st = C_RESOLVE;
+	c->deadline = sys_now() + l->dns_ms;
+	if (resolve_start((int)(c - conns), c->gen, t->host, t->port,
+	    l->prefer) == -1)
+		conn_close(c, W_DNS_FAILED, errno, NULL);
+}
+
+void
+conn_resolved(void)
+{
+	struct addrs *a;
+	struct conn *c;
+	const char *err;
+	uint32_t gen;
+	int slot;
+
+	/* Stale results (the connection ended, or its slot was reused) are
+	 * dropped. */
+	while (resolve_next(&slot, &gen, &a, &err) == 1) {
+		c = &conns[slot];
+		if (c->gen != gen || c->st != C_RESOLVE) {
+			free(a);
+			continue;
+		}
+		if (a == NULL) {
+			conn_close(c, W_DNS_FAILED, 0, err);
+			continue;
+		}
+		c->addrs = a;
+		c->av = a->a;
+		c->an = a->n;
+		conn_dial(c);
+	}
+}
+
+/* 5. Dial. */
+
+static void
+conn_retry_log(const struct conn *c)
+{
+	char a[SA_FMT_LEN], u[SA_FMT_LEN];
+
+	stats_connect_failed(c->sid);
+	if (c->ai + 1 < c->an)
+		log_msg("retry l=%s c=%s u=%s err=\"%s\"", c->l->name,
+		    sa_fmt(&c->cli, a, sizeof(a)), sa_fmt(&c->ups, u, sizeof(u)),
+		    c->err == ELOOP ? loopmsg : strerror(c->err));
+}
+
+/*
+ * Start a non-blocking connect to av[ai], or the next that can start.
+ * Each failure with an address left to try gets a "retry" line: a family
+ * that fails (no IPv6 route, say) should not stay invisible.  An address
+ * that is edge's own listener is never dialled: it would bring the
+ * connection back to edge, which would dial it again, until max_conns is
+ * used up (a name that resolves to this box does that).
+ */
+static void
+conn_dial(struct conn *c)
+{
+	const union sa *a;
+	int fd;
+
+	for (; c->ai < c->an; c->ai++) {
+		a = &c->av[c->ai];
+		c->ups = *a;
+		if (listen_self(a, loopmsg, sizeof(loopmsg))) {
+			c->err = ELOOP;
+			conn_retry_log(c);
+			continue;
+		}
+		if ((fd = sys_socket_nb(a->sa.sa_family)) != -1) {
+			sys_tune(fd);
+			listen_fds_back(c->l->name, nconn);
+			if (connect(fd, &a->sa, sa_len(a)) == 0 ||
+			    errno == EINPROGRESS || errno == EINTR) {
+				/* Success shows as POLLOUT, as does a late
+				 * failure. */
+				c->s[UPS].fd = fd;
+				c->st = C_CONNECT;
+				c->deadline = sys_now() + c->l->connect_ms;
+				return;
+			}
+		}
+		c->err = errno;
+		if (fd != -1)
+			close(fd);
+		if (c->err == EMFILE || c->err == ENFILE)
+			listen_pause(c->l->name, c->err, nconn);
+		conn_retry_log(c);
+	}
+	c->st = C_CONNECT;	/* so that the log names the last address */
+	if (c->err == ELOOP)
+		conn_close(c, W_LOOP, 0, loopmsg);
+	else
+		conn_close(c, W_CONNECT_FAILED, c->err, NULL);
+}
+
+/* The connect to av[ai] failed with err: try the next address. */
+static void
+conn_next(struct conn *c, int err)
+{
+	close(c->s[UPS].fd);
+	c->s[UPS].fd = -1;
+	c->err = err;
+	conn_retry_log(c);
+	c->ai++;
+	conn_dial(c);
+}
+
+/* Relaying: the deadline is idle_timeout from the last byte moved. */
+static void
+arm_idle(struct conn *c)
+{
+	c->deadline = c->l->idle_ms ? sys_now() + c->l->idle_ms : INT64_MAX;
+}
+
+/*
+ * 6. The PROXY header.  The upstream accepted: put the header in front of
+ * whatever the client has sent so far, so that header and data leave in
+ * one write.
+ */
+static int
+conn_established(struct conn *c)
+{
+	struct side *s = &c->s[CLI];
+	unsigned char hdr[PP_MAX_LEN];
+	size_t n = 0;
+
+	free(c->addrs);
+	c->addrs = NULL;
+	c->av = NULL;
+	if (c->l->proxy == PROXY_V2)
+		n = pp2_encode(hdr, sizeof(hdr), &c->cli, &c->loc);
+	else if (c->l->proxy == PROXY_V1)
+		n = pp1_encode(hdr, sizeof(hdr), &c->cli, &c->loc);
+	if (n > 0) {
+		if (s->in == NULL && (s->in = buf_get()) == NULL) {
+			conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
+			return -1;
+		}
+		buf_prepend(s->in, hdr, n);
+	}
+	c->st = C_SPLICE;
+	arm_idle(c);
+	return 0;
+}
+
+/* The connect in progress has finished: on to SPLICE or the next address. */
+static int
+conn_connected(struct conn *c, short rev)
+{
+	socklen_t len = sizeof(int);
+	int e = 0;
+
+	/* Writable without an error or hangup: connected.  Otherwise ask
+	 * the socket why. */
+	if ((rev & (POLLERR | POLLHUP)) && getsockopt(c->s[UPS].fd,
+	    SOL_SOCKET, SO_ERROR, &e, &len) == -1)
+		e = errno;
+	if (e == 0)
+		return conn_established(c);
+	conn_next(c, e);
+	return -1;
+}
+
+/* 7. Relay. */
+
+static int
+can_read(const struct side *s)
+{
+	if (s->eof || s->fd == -1)
+		return 0;
+	return s->in == NULL || buf_can_fill(s->in);	/* NULL: buf_get() */
+}
+
+/* A read or write failed on side: close, naming the side and the cause. */
+static void
+conn_fail(struct conn *c, int side, int err)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "%s: %s", side == CLI ? "client" :
+	    "upstream", strerror(err));
+	conn_close(c, err == ECONNRESET || err == EPIPE ? W_RESET : W_ERROR,
+	    err, msg);
+}
+
+/*
+ * Move bytes from side `from` to its peer.  rin and rout are the poll
+ * events seen on the two fds.  Reads only while the buffer has room: this
+ * is the backpressure.  An EOF becomes shutdown(SHUT_WR) on the peer once
+ * everything read before it has been written.  Returns -1 if the
+ * connection was closed.
+ */
+static int
+pump(struct conn *c, int from, short rin, short rout)
+{
+	struct side *s = &c->s[from], *d = &c->s[!from];
+	struct buf *b;
+	unsigned char *p;
+	size_t room;
+	ssize_t n;
+	int moved = 0, round, progress;
+	int rd = (rin & (POLLIN | POLLHUP | POLLERR)) != 0, wr = rout != 0;
+
+	/* Read and write in turn while either makes progress: a busy stream
+	 * moves up to PUMP_ROUNDS buffers per poll() instead of one. */
+	for (round = 0; round < PUMP_ROUNDS; round++) {
+		progress = 0;
+		if (rd && can_read(s)) {
+			if (s->in == NULL && (s->in = buf_get()) == NULL) {
+				conn_close(c, W_NO_MEMORY, ENOMEM, NULL);
+				return -1;
+			}
+			b = s->in;
+			p = buf_tail(b, &room);
+			do
+				n = read(s->fd, p, room);
+			while (n == -1 && errno == EINTR);
+			if (n > 0) {
+				buf_fill(b, (size_t)n);
+				s->nread += (uint64_t)n;
+				stats_bytes(c->sid, from, (uint64_t)n);
+				progress = wr = 1;
+			} else if (n == 0) {
+				s->eof = 1;
+				rd = 0;
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				rd = 0;
+			} else {
+				conn_fail(c, from, errno);
+				return -1;
+			}
+		}
+		b = s->in;
+		if (c->st == C_SPLICE && b != NULL && buf_len(b) > 0 && wr) {
+			do
+				n = write(d->fd, buf_data(b), buf_len(b));
+			while (n == -1 && errno == EINTR);
+			if (n > 0) {
+				buf_drain(b, (size_t)n);
+				progress = 1;
+				/* A short write: the peer's buffer is full. */
+				wr = buf_len(b) == 0;
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				wr = 0;
+			} else {
+				conn_fail(c, !from, errno);
+				return -1;
+			}
+		}
+		if (!progress)
+			break;
+		moved = 1;
+	}
+	if (s->in != NULL && buf_len(s->in) == 0) {
+		buf_put(s->in);
+		s->in = NULL;
+	}
+	if (moved && c->st == C_SPLICE)
+		arm_idle(c);
+	if (c->st == C_SPLICE && s->eof && s->in == NULL && !d->shut) {
+		/* If the other way is done too, conn_step() closes now and
+		 * close() sends the FIN: no shutdown() needed. */
+		if (d->eof && d->in == NULL) {
+			d->shut = 1;
+			return 0;
+		}
+		/* ENOTCONN: the peer is already gone; the read side tells. */
+		if (shutdown(d->fd, SHUT_WR) == -1 && errno != ENOTCONN) {
+			conn_fail(c, !from, errno);
+			return -1;
+		}
+		d->shut = 1;
+	}
+	return 0;
+}
+
+/* Both sides have sent EOF and everything has been delivered. */
+static int
+conn_done(const struct conn *c)
+{
+	return c->s[CLI].eof && c->s[UPS].eof && c->s[CLI].in == NULL &&
+	    c->s[UPS].in == NULL;
+}
+
+/*
+ * 8. The one exit.  Logs the close line, closes both fds (with an RST
+ * after a reset or error while relaying, so the other side learns of it
+ * too), and returns the slot.  detail overrides strerror(err) in the log.
+ */
+static void
+conn_close(struct conn *c, enum why why, int err, const char *detail)
+{
+	struct linger lg = { 1, 0 };
+	char a[SA_FMT_LEN], u[SA_FMT_LEN];
+	const char *es = detail ? detail : err ? strerror(err) : NULL;
+	int64_t t = sys_now() - c->t0;
+	struct logline ln;
+	int i, last;
+
+	ln.n = 0;
+	/* The same line log_msg() would print; appended by hand, as it is
+	 * written once per connection (printf was a tenth of the CPU spent
+	 * per connection in bench/ workload 2). */
+	log_add(&ln, "edge: close l=", c->l->name);
+	log_add(&ln, " c=", sa_fmt(&c->cli, a, sizeof(a)));
+	log_add(&ln, " sni=", c->sni[0] ? c->sni : "-");
+	log_add(&ln, " r=", c->r ? c->r->text : c->l->nr > 0 &&
+	    c->st != C_PEEK ? "default" : "-");
+	log_add(&ln, " u=", c->st >= C_CONNECT ? sa_fmt(&c->ups, u,
+	    sizeof(u)) : "-");
+	log_num(&ln, " up=", c->s[CLI].nread, 0);
+	log_num(&ln, " down=", c->s[UPS].nread, 0);
+	log_num(&ln, " t=", (uint64_t)(t / 1000), 0);
+	log_num(&ln, ".", (uint64_t)(t % 1000), 3);
+	log_add(&ln, "s why=", stats_why(why));
+	if (es != NULL) {
+		log_add(&ln, " err=\"", es);
+		log_add(&ln, "\"", "");
+	}
+	log_end(&ln);
+	stats_closed(c->sid, why);
+	iptab_del(c->sid, &c->cli);
+	for (i = CLI; i <= UPS; i++) {
+		if (c->s[i].fd == -1)
+			continue;
+		if (err != 0 && c->st == C_SPLICE)
+			setsockopt(c->s[i].fd, SOL_SOCKET, SO_LINGER, &lg,
+			    sizeof(lg));
+		close(c->s[i].fd);
+		c->s[i].fd = -1;
+		buf_put(c->s[i].in);
+		c->s[i].in = NULL;
+	}
+	free(c->addrs);
+	c->addrs = NULL;
+	conf_free(c->cf);	/* the last of a replaced config frees it */
+	c->cf = NULL;
+	c->st = C_FREE;
+	c->gen++;
+	last = live[--nconn];
+	live[c->live] = last;
+	conns[last].live = c->live;
+	freeslot[nfree++] = (int)(c - conns);
+}
+
+/* A deadline has passed: what it means depends on the state. */
+void
+conn_expire(int slot)
+{
+	struct conn *c = &conns[slot];
+
+	if (c->st == C_FREE || c->deadline > sys_now())
+		return;
+	switch (c->st) {
+	case C_PEEK:
+		conn_close(c, W_SNI_TIMEOUT, 0, NULL);
+		break;
+	case C_RESOLVE:
+		conn_close(c, W_DNS_TIMEOUT, 0, NULL);
+		break;
+	case C_CONNECT:
+		conn_next(c, ETIMEDOUT);
+		break;
+	case C_SPLICE:
+		conn_close(c, W_IDLE, 0, NULL);
+		break;
+	case C_FREE:
+		break;
+	}
+}
+
+void
+conn_close_all(void)
+{
+	while (nconn > 0)
+		conn_close(&conns[live[nconn - 1]], W_SHUTDOWN, 0, NULL);
+}
+
+/* 9. What the poll layer asks of a slot. */
+
+short
+conn_interest(int slot, int side, int *fd)
+{
+	const struct conn *c = &conns[slot];
+	short ev = 0;
+
+	*fd = c->s[side].fd;
+	switch (c->st) {
+	case C_FREE:
+		break;
+	case C_PEEK:
+	case C_RESOLVE:
+		if (side == CLI && can_read(&c->s[CLI]))
+			ev = POLLIN;
+		break;
+	case C_CONNECT:
+		if (side == UPS)
+			ev = POLLOUT;
+		else if (can_read(&c->s[CLI]))
+			ev = POLLIN;
+		break;
+	case C_SPLICE:
+		if (can_read(&c->s[side]))
+			ev |= POLLIN;
+		if (c->s[!side].in != NULL)
+			ev |= POLLOUT;
+		break;
+	}
+	return ev;
+}
+
+int64_t
+conn_deadline(int slot)
+{
+	return conns[slot].deadline;
+}
+
+int
+conn_open(int slot)
+{
+	return conns[slot].st != C_FREE;
+}
+
+int
+conn_quiet(int slot)
+{
+	const struct conn *c = &conns[slot];
+
+	return c->st == C_SPLICE && c->s[CLI].in == NULL &&
+	    c->s[UPS].in == NULL;
+}
+
+int
+conn_count(void)
+{
+	return nconn;
+}
+
+int
+conn_max(void)
+{
+	return maxc;
+}
+
+int
+conn_live(int i)
+{
+	return live[i];
+}

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The listening sockets of the running config, and the status endpoint's.
+ * listen_start() binds them; listen_reload() merges a new config into
+ * them: a listener whose address stays keeps its socket (no client is
+ * refused while reloading), the others close or open, and each change is
+ * logged in one line.  This file also answers "is this address one of
+ * edge's own sockets?" for the loop guard, and holds the accept pause that
+ * follows running out of descriptors.
+ */
+#include <sys/socket.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edge.h"
+
+#define ACCEPT_PAUSE_MS	250		/* after EMFILE and kin */
+#define BACKLOG		1024
+
+static struct conf *cf;			/* whose listeners these are (held) */
+static int lfd[MAX_LISTENERS];		/* -1: not open (a failed bind) */
+static int lsid[MAX_LISTENERS];		/* counters slot of each */
+static union sa laddr[MAX_LISTENERS];	/* what each is bound to */
+static int sfd = -1;			/* status.listen, or -1 */
+static int64_t resume_at;		/* accepting paused until then */
+static int fd_short;			/* in an EMFILE episode, logged */
+
+static const char *
+target_fmt(const struct target *t, char *buf, size_t n)
+{
+	int v6 = strchr(t->host, ':') != NULL;
+
+	if (t->host[0] == '\0')
+		snprintf(buf, n, "(close)");
+	else
+		snprintf(buf, n, "%s%s%s:%s", v6 ? "[" : "", t->host,
+		    v6 ? "]" : "", t->port);
+	return buf;
+}
+
+void
+listen_describe(const char *what, const struct conf *c,
+    const struct listener *l, const union sa *a)
+{
+	char buf[SA_FMT_LEN], t[HOST_MAX_LEN + 16], lim[64] = "";
+	const struct route *r;
+	int i;
+
+	if (l->nc > 0 || l->max_per_ip > 0)
+		snprintf(lim, sizeof(lim), " allow=%d deny=%d max_conns_per_ip=%d",
+		    l->nallow, l->nc - l->nallow, l->max_per_ip);
+	log_msg("%s %s on %s%s -> %s proxy=%s prefer=%s connect_timeout=%lldms "
+	    "idle_timeout=%lldms%s", what, l->name, sa_fmt(a, buf, sizeof(buf)),
+	    l->dual && a->sa.sa_family == AF_INET6 ? " (v4+v6)" : "",
+	    target_fmt(&l->up, t, sizeof(t)),
+	    l->proxy == PROXY_V2 ? "v2" : l->proxy == PROXY_V1 ? "v1" : "off",
+	    l->prefer == PREFER_IPV4 ? "ipv4" : l->prefer == PREFER_IPV6 ?
+	    "ipv6" : "system", (long long)l->connect_ms,
+	    (long long)l->idle_ms, lim);
+	for (i = 0; i < l->nr; i++) {
+		r = &c->r[l->r0 + i];
+		log_msg("route %s sni=%s -> %s", l->name, r->text,
+		    target_fmt(&r->t, t, sizeof(t)));
+	}
+	if (l->nr > 0)
+		log_msg("route %s sni=(other) -> %s sni_timeout=%lldms", l->name,
+		    target_fmt(&l->up, t, sizeof(t)), (long long)l->sni_ms);
+}
+
+/*
+ * Open, bind and listen on a (":PORT" when dual).  Returns the fd, or -1
+ * with the reason in err.  *bound gets the address actually bound.
+ */
+static int
+open_socket(const char *name, const union sa *addr, int dual,
+    union sa *bound, char *err, size_t errlen)
+{
+	union sa a = *addr;
+	socklen_t len;
+	int fd, on = 1, off = 0, e;
+	char buf[SA_FMT_LEN];
+	const char *what = "socket";
+
+	fd = socket(a.sa.sa_family, SOCK_STREAM, 0);
+	if (fd == -1 && dual && errno == EAFNOSUPPORT) {
+		/* No IPv6 in this kernel: ":PORT" means all IPv4. */
+		memset(&a, 0, sizeof(a));
+		a.in.sin_family = AF_INET;
+		a.in.sin_port = addr->in6.sin6_port;
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+	}
+	if (fd == -1)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	what = "IPV6_V6ONLY";
+	if (a.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, dual ? &off : &on, sizeof(on)) == -1)
+		goto fail;
+	what = "bind";
+	if (bind(fd, &a.sa, sa_len(&a)) == -1)
+		goto fail;
+	sys_tune(fd);	/* inherited by accepted sockets where the system does */
+	what = "listen";
+	if (listen(fd, BACKLOG) == -1 || sys_nonblock(fd) == -1)
+		goto fail;
+	len = sizeof(*bound);
+	what = "getsockname";
+	if (getsockname(fd, &bound->sa, &len) == -1)
+		goto fail;
+	return fd;
+fail:
+	e = errno;
+	snprintf(err, errlen, "listen %s: %s %s: %s%s", name, what,
+	    sa_fmt(&a, buf, sizeof(buf)), strerror(e), e == EACCES &&
+	    geteuid() != 0 ? " (a port below 1024 needs root or "
+	    "CAP_NET_BIND_SERVICE; edge has dropped root: restart it to bind "
+	    "this port)" : "");
+	if (fd != -1)
+		close(fd);
+	errno = e;
+	return -1;
+}
+
+/* The index of c's listener named name, or -1. */
+static int
+by_name(const struct conf *c, const char *name)
+{
+	int i;
+
+	for (i = 0; i < c->nl; i++)
+		if (strcmp(c->l[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* Take over these sockets and counters slots for the listeners of nc. */
+static void
+commit(struct conf *nc, const int nfd[], const union sa naddr[],
+    const int nsid[])
+{
+	int i;
+
+	for (i = 0; i < nc->nl; i++) {
+		lfd[i] = nfd[i];
+		laddr[i] = naddr[i];
+		lsid[i] = nsid[i];
+		stats_up(nsid[i], nfd[i] != -1);
+	}
+	conf_hold(nc);
+	conf_free(cf);
+	cf = nc;
+}
+
+int
+listen_start(struct conf *nc, char *err, size_t errlen)
+{
+	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], i;
+	union sa naddr[MAX_LISTENERS], a;
+	char buf[SA_FMT_LEN];
+
+	if (stats_claim(nc, nsid) < nc->nl) {
+		snprintf(err, errlen, "no room for the counters of %d "
+		    "listeners", nc->nl);
+		return -1;
+	}
+	for (i = 0; i < nc->nl; i++) {
+		nfd[i] = open_socket(nc->l[i].name, &nc->l[i].addr,
+		    nc->l[i].dual, &naddr[i], err, errlen);
+		if (nfd[i] == -1)
+			return -1;
+		listen_describe("listening", nc, &nc->l[i], &naddr[i]);
+	}
+	if (nc->status) {
+		sfd = open_socket("status", &nc->status_addr, nc->status_dual,
+		    &a, err, errlen);
+		if (sfd == -1)
+			return -1;
+		log_msg("status on %s", sa_fmt(&a, buf, sizeof(buf)));
+	}
+	commit(nc, nfd, naddr, nsid);
+	return 0;
+}
+
+/* The keys of a listener that differ between o and n, for the log. */
+static void
+diff(const struct conf *oc, const struct listener *o,
+    const struct conf *nc, const struct listener *n, int moved, char *out,
+    size_t sz)
+{
+	size_t k = 0;
+	int i, routes = o->nr != n->nr, acl = o->nc != n->nc ||
+	    o->nallow != n->nallow;
+
+	for (i = 0; !routes && i < n->nr; i++)
+		routes = strcmp(oc->r[o->r0 + i].text, nc->r[n->r0 + i].text)
+		    != 0 || memcmp(&oc->r[o->r0 + i].t, &nc->r[n->r0 + i].t,
+		    sizeof(struct target)) != 0;
+	for (i = 0; !acl && i < n->nc; i++)
+		acl = memcmp(&oc->c[o->c0 + i], &nc->c[n->c0 + i],
+		    sizeof(struct cidr)) != 0;
+#define DIFF(cond, what) if (cond) k += (size_t)snprintf(out + k, \
+    k < sz ? sz - k : 0, "%s%s", k ? "," : "", what)
+	out[0] = '\0';
+	DIFF(moved, "listen");
+	DIFF(memcmp(&o->up, &n->up, sizeof(o->up)) != 0, "upstream");
+	DIFF(routes, "sni");
+	DIFF(o->proxy != n->proxy, "proxy");
+	DIFF(o->prefer != n->prefer, "prefer");
+	DIFF(o->connect_ms != n->connect_ms, "connect_timeout");
+	DIFF(o->dns_ms != n->dns_ms, "dns_timeout");
+	DIFF(o->idle_ms != n->idle_ms, "idle_timeout");
+	DIFF(o->sni_ms != n->sni_ms, "sni_timeout");
+	DIFF(acl, "allow/deny");
+	DIFF(o->max_per_ip != n->max_per_ip, "max_conns_per_ip");
+#undef DIFF
+}
+
+/*
+ * Can old listener j's socket serve new listener n as it is?  The same
+ * address in the config, or the address an old ":0" was given; port 0 is
+ * "any port", so only the same listener's.
+ */
+static int
+same_socket(int j, const struct listener *n)
+{
+	const struct listener *o = &cf->l[j];
+
+	if (lfd[j] == -1 || o->dual != n->dual)
+		return 0;
+	return sa_equal(&laddr[j], &n->addr) || (sa_equal(&o->addr,
+	    &n->addr) && (sa_port(&n->addr) != 0 ||
+	    strcmp(o->name, n->name) == 0));
+}
+
+int
+listen_reload(struct conf *nc, char *err, size_t errlen)
+{
+	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], kept[MAX_LISTENERS];
+	int from[MAX_LISTENERS];	/* the old listener whose socket it took */
+	union sa naddr[MAX_LISTENERS], a;
+	char why[256], buf[SA_FMT_LEN];
+	int i, j, bad = 0;
+
+	if ((i = stats_claim(nc, nsid)) < nc->nl) {
+		snprintf(err, errlen, "no room for the counters of %s",
+		    nc->l[i].name);
+		return -1;
+	}
+	memset(kept, 0, sizeof(kept));
+	for (i = 0; i < nc->nl; i++) {
+		nfd[i] = from[i] = -1;
+		for (j = 0; j < cf->nl; j++) {
+			if (kept[j] || !same_socket(j, &nc->l[i]))
+				continue;
+			nfd[i] = lfd[j];
+			naddr[i] = laddr[j];
+			from[i] = j;
+			kept[j] = 1;
+			break;
+		}
+	}
+	/* Close the rest first: a new address may overlap an old one. */
+	for (j = 0; j < cf->nl; j++) {
+		if (by_name(nc, cf->l[j].name) == -1)
+			log_msg("reload removed %s", cf->l[j].name);
+		if (!kept[j] && lfd[j] != -1)
+			close(lfd[j]);
+	}
+	if (sfd != -1 && (!nc->status || !sa_equal(&nc->status_addr,
+	    &cf->status_addr) || nc->status_dual != cf->status_dual)) {
+		close(sfd);
+		sfd = -1;
+	}
+	if (nc->status && sfd == -1) {
+		sfd = open_socket("status", &nc->status_addr, nc->status_dual,
+		    &a, err, errlen);
+		if (sfd == -1) {
+			log_msg("reload %s", err);
+			bad++;
+		} else {
+			log_msg("status on %s", sa_fmt(&a, buf, sizeof(buf)));
+		}
+	}
+	for (i = 0; i < nc->nl; i++) {
+		if (nfd[i] == -1) {
+			naddr[i] = nc->l[i].addr;
+			nfd[i] = open_socket(nc->l[i].name, &nc->l[i].addr,
+			    nc->l[i].dual, &naddr[i], err, errlen);
+			if (nfd[i] == -1) {
+				log_msg("reload %s", err);
+				bad++;
+			}
+		}
+		if ((j = by_name(cf, nc->l[i].name)) == -1) {
+			listen_describe("reload added", nc, &nc->l[i], &naddr[i]);
+			continue;
+		}
+		diff(cf, &cf->l[j], nc, &nc->l[i], from[i] != j, why,
+		    sizeof(why));
+		if (why[0] != '\0') {
+			log_msg("reload changed %s: %s", nc->l[i].name, why);
+			listen_describe("reload now", nc, &nc->l[i], &naddr[i]);
+		}
+	}
+	commit(nc, nfd, naddr, nsid);
+	return bad;
+}
+
+void
+listen_close_all(void)
+{
+	int i;
+
+	for (i = 0; cf != NULL && i < cf->nl; i++) {
+		if (lfd[i] != -1)
+			close(lfd[i]);
+		lfd[i] = -1;
+		stats_up(lsid[i], 0);
+	}
+	if (sfd != -1)
+		close(sfd);
+	sfd = -1;
+}
+
+int
+listen_count(void)
+{
+	return cf != NULL ? cf->nl : 0;
+}
+
+int
+listen_fd(int i)
+{
+	return lfd[i];
+}
+
+int
+listen_sid(int i)
+{
+	return lsid[i];
+}
+
+int
+listen_status_fd(void)
+{
+	return sfd;
+}
+
+int
+listen_self(const union sa *a, char *msg, size_t n)
+{
+	const struct listener *l;
+	char b[SA_FMT_LEN];
+	int i, r;
+
+	for (i = 0; i < listen_count(); i++) {
+		l = &cf->l[i];
+		if (lfd[i] == -1 || (r = sa_reaches(&laddr[i], l->dual, a)) == 0 ||
+		    (r == -1 && !sys_is_local(a)))
+			continue;
+		snprintf(msg, n, "a loop: edge itself listens there (%s on %s)",
+		    l->name, sa_fmt(&laddr[i], b, sizeof(b)));
+		return 1;
+	}
+	return 0;
+}
+
+void
+listen_pause(const char *name, int err, int nconn)
+{
+	if (!fd_short)
+		log_msg("accept l=%s paused=%dms conns=%d err=\"%s\"", name,
+		    ACCEPT_PAUSE_MS, nconn, strerror(err));
+	fd_short = 1;
+	resume_at = sys_now() + ACCEPT_PAUSE_MS;
+}
+
+void
+listen_fds_back(const char *name, int nconn)
+{
+	if (fd_short)
+		log_msg("accept l=%s resumed conns=%d", name, nconn);
+	fd_short = 0;
+}
+
+int64_t
+listen_resume_at(void)
+{
+	return resume_at;
+}
