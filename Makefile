@@ -95,6 +95,7 @@ install:
 clean:
 	rm -f edge $(OBJ) $(UNIT) $(REPLAY) fuzz/conf_fuzz fuzz/sni_fuzz \
 	    bench/load bench/edge
+	rm -rf bench/old
 
 # The benchmark (bench/run): edge's static build against HAProxy and nginx.
 bench/load: bench/load.c
@@ -104,8 +105,17 @@ bench: bench/load
 	$(MAKE) static STATIC=bench/edge
 	EDGE=bench/edge bench/run --out bench/last-run.md
 
+# An A/B of two builds in one run: this tree against OLD (a git revision).
+OLD = HEAD
+bench-ab: bench/load
+	$(MAKE) static STATIC=bench/edge
+	rm -rf bench/old && mkdir bench/old
+	git archive $(OLD) | tar -x -C bench/old
+	$(MAKE) -C bench/old static STATIC=edge
+	EDGE=bench/edge EDGE_OLD=bench/old/edge bench/run --out bench/last-run.md
+
 bench-quick: bench/load
 	$(MAKE) static STATIC=bench/edge
 	EDGE=bench/edge bench/run --quick --out bench/last-run.md
 
-.PHONY: all static unit fuzz check-layers test check-werror install clean bench bench-quick
+.PHONY: all static unit fuzz check-layers test check-werror install clean bench bench-ab bench-quick

@@ -3,17 +3,23 @@
  * The configuration file: flat "key = value" lines, "#" comments (at the
  * start of a line or after white space), ${VAR} and ${VAR:-default} taken
  * from the environment.  Keys without a dot are global; "NAME.key" belongs
- * to the listener NAME.  The parser works on memory, fills a fresh struct
- * conf, and stops at the first error, which it reports as one line:
+ * to the listener NAME.  One table, keys[], says for every key its kind,
+ * where it may appear, where its value lands and its default; it drives
+ * parsing, the listeners' inheritance of global values, the description
+ * and diff lines, and the check that the README's tables are true.  The
+ * parser works on memory and stops at the first error, reported as one
+ * line:
  *
  *   edge.conf:12: smtp.idle_timeout: "30x" is not a duration (e.g. 30m, 1800s)
  *
- * It touches no socket and no global state.
+ * A parsed config is one allocation, sized to what the file holds: the
+ * struct, its listeners, routes, allow/deny entries and strings.  It
+ * touches no socket and no global state.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +32,31 @@
 #define MAX_CONNS_LIMIT	1000000
 #define DURATION_MAX_MS	(7LL * 24 * 3600 * 1000)
 
-enum ktype { K_DURATION, K_PREFER, K_PROXY, K_COUNT, K_LISTEN, K_UPSTREAM,
-	K_HOST, K_SNI, K_CIDRS, K_USER };
+/* The value kinds, each with one parser and one stored type. */
+enum kind {
+	K_DURATION,	/* int64_t milliseconds */
+	K_COUNT,	/* int */
+	K_ENUM,		/* int, one of the key's names */
+	K_LISTEN,	/* the listener's addr and dual */
+	K_UPSTREAM,	/* struct target */
+	K_HOST,		/* const char *: a name or literal */
+	K_USER,		/* struct runas */
+	K_SNI,		/* a route, appended */
+	K_CIDRS		/* allow or deny entries, appended */
+};
 
-enum {	/* where a key may appear */
-	S_GLOBAL = 1,
-	S_LISTENER = 2
+/* One name table per enum: parsing, messages and descriptions use it. */
+struct name {
+	const char *name;
+	int value;
+};
+
+static const struct name proxy_names[] = {
+	{ "v2", PROXY_V2 }, { "v1", PROXY_V1 }, { "off", PROXY_OFF }, { NULL, 0 }
+};
+static const struct name prefer_names[] = {
+	{ "ipv4", PREFER_IPV4 }, { "ipv6", PREFER_IPV6 },
+	{ "system", PREFER_SYSTEM }, { NULL, 0 }
 };
 
 enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
@@ -39,48 +64,67 @@ enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
 	K_PERIP_ID, NKEYS };
 
-static const struct keydef {
-	const char *key;
-	enum ktype type;
+#define IN_L(f)	offsetof(struct listener, f)
+#define IN_C(f)	offsetof(struct conf, f)
+
+/*
+ * scope: CONF_GLOBAL, CONF_LISTENER or both (a global value is the
+ * default of every listener that does not set its own).  A key that may
+ * appear in a listener lands in struct listener at off; a global-only key
+ * lands in struct conf at off.  def is the default as it would be written
+ * in a file (NULL: none).  show: part of the listener's description line.
+ */
+static const struct key {
+	const char *name;
+	enum kind kind;
 	int scope;
-	int zero_ok;		/* a duration or count of 0 means "off" */
+	size_t off;
+	const char *def;
+	int zero_ok;			/* a duration or count of 0 means "off" */
+	const struct name *names;	/* K_ENUM */
+	int show;
 } keys[NKEYS] = {
-	[K_LISTEN_ID] = { "listen", K_LISTEN, S_LISTENER, 0 },
-	[K_UPSTREAM_ID] = { "upstream", K_UPSTREAM, S_LISTENER, 0 },
-	[K_SNI_ID] = { "sni", K_SNI, S_LISTENER, 0 },
-	[K_PROXY_ID] = { "proxy", K_PROXY, S_LISTENER, 0 },
-	[K_PREFER_ID] = { "prefer", K_PREFER, S_GLOBAL | S_LISTENER, 0 },
-	[K_CONNECT_ID] = { "connect_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
-	[K_DNS_ID] = { "dns_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
-	[K_IDLE_ID] = { "idle_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 1 },
-	[K_SNITO_ID] = { "sni_timeout", K_DURATION, S_GLOBAL | S_LISTENER, 0 },
-	[K_MAXCONNS_ID] = { "max_conns", K_COUNT, S_GLOBAL, 0 },
-	[K_UPHOST_ID] = { "upstream_host", K_HOST, S_GLOBAL, 0 },
-	[K_DRAIN_ID] = { "drain_timeout", K_DURATION, S_GLOBAL, 1 },
-	[K_USER_ID] = { "user", K_USER, S_GLOBAL, 0 },
-	[K_ALLOW_ID] = { "allow", K_CIDRS, S_LISTENER, 0 },
-	[K_DENY_ID] = { "deny", K_CIDRS, S_LISTENER, 0 },
-	[K_PERIP_ID] = { "max_conns_per_ip", K_COUNT, S_LISTENER, 1 },
+	[K_LISTEN_ID] = { "listen", K_LISTEN, CONF_LISTENER, IN_L(addr),
+	    NULL, 0, NULL, 0 },
+	[K_UPSTREAM_ID] = { "upstream", K_UPSTREAM, CONF_LISTENER, IN_L(up),
+	    NULL, 0, NULL, 0 },
+	[K_SNI_ID] = { "sni", K_SNI, CONF_LISTENER, 0, NULL, 0, NULL, 0 },
+	[K_PROXY_ID] = { "proxy", K_ENUM, CONF_LISTENER, IN_L(proxy), "off",
+	    0, proxy_names, 1 },
+	[K_PREFER_ID] = { "prefer", K_ENUM, CONF_GLOBAL | CONF_LISTENER,
+	    IN_L(prefer), "ipv4", 0, prefer_names, 1 },
+	[K_CONNECT_ID] = { "connect_timeout", K_DURATION, CONF_GLOBAL |
+	    CONF_LISTENER, IN_L(connect_ms), "5s", 0, NULL, 1 },
+	[K_DNS_ID] = { "dns_timeout", K_DURATION, CONF_GLOBAL | CONF_LISTENER,
+	    IN_L(dns_ms), "10s", 0, NULL, 0 },
+	[K_IDLE_ID] = { "idle_timeout", K_DURATION, CONF_GLOBAL |
+	    CONF_LISTENER, IN_L(idle_ms), "30m", 1, NULL, 1 },
+	[K_SNITO_ID] = { "sni_timeout", K_DURATION, CONF_GLOBAL |
+	    CONF_LISTENER, IN_L(sni_ms), "5s", 0, NULL, 0 },
+	[K_MAXCONNS_ID] = { "max_conns", K_COUNT, CONF_GLOBAL, IN_C(max_conns),
+	    "2048", 0, NULL, 0 },
+	[K_UPHOST_ID] = { "upstream_host", K_HOST, CONF_GLOBAL,
+	    IN_C(upstream_host), NULL, 0, NULL, 0 },
+	[K_DRAIN_ID] = { "drain_timeout", K_DURATION, CONF_GLOBAL,
+	    IN_C(drain_ms), "8s", 1, NULL, 0 },
+	[K_USER_ID] = { "user", K_USER, CONF_GLOBAL, IN_C(user), NULL, 0,
+	    NULL, 0 },
+	[K_ALLOW_ID] = { "allow", K_CIDRS, CONF_LISTENER, 0, NULL, 0, NULL, 0 },
+	[K_DENY_ID] = { "deny", K_CIDRS, CONF_LISTENER, 0, NULL, 0, NULL, 0 },
+	[K_PERIP_ID] = { "max_conns_per_ip", K_COUNT, CONF_LISTENER,
+	    IN_L(max_per_ip), "0", 1, NULL, 0 },
 };
 
-/* One key's value as read, and the line it came from (0: not set). */
-struct val {
-	int line;
-	int64_t num;
-	union sa addr;		/* listen */
-	int flag;		/* listen: dual stack */
-	char port[6];		/* listen */
-	char host[HOST_MAX_LEN];	/* upstream_host */
-	struct target t;	/* upstream (host "": use upstream_host) */
-	struct runas user;	/* user */
-	char text[VAL_MAX_LEN];	/* the expanded value, for messages */
-};
-
+/* A listener as read: its values at the keys' offsets, and where each key
+ * was set.  The global group holds the defaults, then the global values. */
 struct group {
 	char name[NAME_MAX_LEN];
-	int line;
+	int line;			/* first line naming it */
+	int set[NKEYS];			/* line of each key, 0: not set */
+	const char *listen_text;	/* the values as written, for messages */
+	const char *up_text;
 	int nroutes;
-	struct val v[NKEYS];
+	struct listener l;
 };
 
 /* An sni line as read: its listener (group index) and line. */
@@ -88,7 +132,7 @@ struct rawroute {
 	int group;
 	int line;
 	struct route r;
-	char up[VAL_MAX_LEN];	/* HOST:PORT as written, for messages */
+	const char *up;			/* HOST:PORT as written */
 };
 
 /* One allow or deny entry as read, with its listener (group index). */
@@ -97,20 +141,30 @@ struct rawcidr {
 	struct cidr c;
 };
 
+/* Strings as read, in chunks that never move until the parse ends. */
+struct chunk {
+	struct chunk *next;
+	size_t used, cap;
+	char b[];
+};
+
 struct parser {
 	const char *fname;
 	int line;
-	char key[VAL_MAX_LEN];	/* the key as written, for messages */
+	char key[VAL_MAX_LEN];		/* the key as written, for messages */
 	char *err;
 	size_t errlen;
+	struct conf cf;			/* the global values */
 	struct group global;
-	struct group *g;	/* listeners, in file order */
+	struct group g[MAX_LISTENERS];	/* listeners, in file order */
 	int ng;
-	struct rawroute *rr;	/* sni lines, in file order */
+	struct rawroute rr[MAX_ROUTES];	/* sni lines, in file order */
 	int nrr;
-	struct rawcidr *rc;	/* allow and deny entries, in file order */
+	struct rawcidr rc[MAX_CIDRS];	/* allow and deny entries */
 	int nrc;
-	struct val status;	/* status.listen */
+	int status_line;		/* status.listen */
+	const char *status_text;
+	struct chunk *strs;
 };
 
 static int
@@ -264,54 +318,6 @@ valid_name(const char *s)
 	return 1;
 }
 
-static int
-parse_listen(struct parser *P, const char *s, struct val *v)
-{
-	char host[HOST_MAX_LEN];
-	const char *port;
-
-	if (sa_split(s, host, sizeof(host), &port) == -1)
-		return fail(P, P->line, P->key, "\"%s\" is not an address "
-		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
-	if (parse_port(port, 0, v->port) == -1)
-		return fail(P, P->line, P->key,
-		    "\"%s\" is not a port (0-65535)", port);
-	if (host[0] == '\0' || strcmp(host, "*") == 0) {
-		/* Bound as [::] with IPV6_V6ONLY off, or 0.0.0.0 without v6. */
-		sa_literal("::", v->port, &v->addr);
-		v->flag = 1;
-		return 0;
-	}
-	if (sa_literal(host, v->port, &v->addr) == -1 || (s[0] == '[') !=
-	    (v->addr.sa.sa_family == AF_INET6))
-		return fail(P, P->line, P->key, "\"%s\" is not an address "
-		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
-	return 0;
-}
-
-static int
-parse_upstream(struct parser *P, const char *s, struct target *t)
-{
-	const char *port;
-
-	if (sa_split(s, t->host, sizeof(t->host), &port) == -1)
-		return fail(P, P->line, P->key, "\"%s\" is not HOST:PORT "
-		    "(or :PORT with upstream_host)", s);
-	if (parse_port(port, 1, t->port) == -1)
-		return fail(P, P->line, P->key,
-		    "\"%s\" is not a port (1-65535)", port);
-	if (t->host[0] == '\0')
-		return 0;
-	if (sa_literal(t->host, t->port, &t->addr) == 0) {
-		t->literal = 1;
-		return 0;
-	}
-	if (s[0] == '[' || !valid_name(t->host))
-		return fail(P, P->line, P->key, "\"%s\" is not a host name "
-		    "or IP address", t->host);
-	return 0;
-}
-
 /* Lower-case a name and drop one trailing dot, in place. */
 static void
 fold(char *s)
@@ -323,46 +329,6 @@ fold(char *s)
 			*s = (char)(*s - 'A' + 'a');
 	if (n > 1 && s[-1] == '.')
 		s[-1] = '\0';
-}
-
-/* "PATTERN HOST:PORT": an exact name, *.suffix or prefix.* */
-static int
-parse_sni(struct parser *P, const char *s, struct rawroute *rr)
-{
-	struct route *r = &rr->r;
-	static const char how[] = "(use name, *.suffix or prefix.*, then "
-	    "HOST:PORT)";
-	size_t n = strcspn(s, " \t");
-	const char *up = s + n + strspn(s + n, " \t");
-	char *pat = r->pat;
-
-	if (n >= sizeof(r->pat) || *up == '\0')
-		return fail(P, P->line, P->key, "\"%s\" is not PATTERN "
-		    "HOST:PORT %s", s, how);
-	memcpy(r->text, s, n);
-	r->text[n] = '\0';
-	if (n > 2 && memcmp(s, "*.", 2) == 0) {
-		r->kind = R_SUFFIX;
-		memcpy(pat, s + 2, n - 2);
-		pat[n - 2] = '\0';
-	} else if (n > 2 && memcmp(s + n - 2, ".*", 2) == 0) {
-		r->kind = R_PREFIX;
-		memcpy(pat, s, n - 2);
-		pat[n - 2] = '\0';
-		if (strchr(pat, '.') != NULL)
-			return fail(P, P->line, P->key, "\"%s\": a prefix "
-			    "pattern is one label, then .*", r->text);
-	} else {
-		r->kind = R_EXACT;
-		memcpy(pat, s, n);
-		pat[n] = '\0';
-	}
-	fold(pat);
-	if (!valid_name(pat) || strchr(pat, '*') != NULL)
-		return fail(P, P->line, P->key, "\"%s\" is not a pattern %s",
-		    r->text, how);
-	memcpy(rr->up, up, strlen(up) + 1);
-	return parse_upstream(P, up, &r->t);
 }
 
 /* An allow or deny entry.  Bits set past the prefix are an error:
@@ -418,77 +384,6 @@ parse_user(struct parser *P, const char *s, struct runas *u)
 }
 
 static int
-parse_value(struct parser *P, const struct keydef *k, const char *s,
-    struct val *v)
-{
-	union sa a;
-
-	switch (k->type) {
-	case K_DURATION:
-		if (parse_duration(s, &v->num) == -1)
-			return fail(P, P->line, P->key, "\"%s\" is not a "
-			    "duration (e.g. 30m, 1800s, 500ms; at most 7 days)",
-			    s);
-		if (v->num == 0 && !k->zero_ok)
-			return fail(P, P->line, P->key,
-			    "\"%s\" must be more than 0", s);
-		return 0;
-	case K_PREFER:
-		if (strcmp(s, "ipv4") == 0)
-			v->num = PREFER_IPV4;
-		else if (strcmp(s, "ipv6") == 0)
-			v->num = PREFER_IPV6;
-		else if (strcmp(s, "system") == 0)
-			v->num = PREFER_SYSTEM;
-		else
-			return fail(P, P->line, P->key,
-			    "\"%s\" is not one of ipv4, ipv6, system", s);
-		return 0;
-	case K_PROXY:
-		if (strcmp(s, "v2") == 0)
-			v->num = PROXY_V2;
-		else if (strcmp(s, "v1") == 0)
-			v->num = PROXY_V1;
-		else if (strcmp(s, "off") == 0)
-			v->num = PROXY_OFF;
-		else
-			return fail(P, P->line, P->key,
-			    "\"%s\" is not one of v2, v1, off", s);
-		return 0;
-	case K_COUNT:
-		v->num = number(s, strlen(s), MAX_CONNS_LIMIT);
-		if (v->num < !k->zero_ok)
-			return fail(P, P->line, P->key, "\"%s\" is not a "
-			    "number from %d to %d", s, !k->zero_ok,
-			    MAX_CONNS_LIMIT);
-		return 0;
-	case K_USER:
-		return parse_user(P, s, &v->user);
-	case K_LISTEN:
-		return parse_listen(P, s, v);
-	case K_UPSTREAM:
-		return parse_upstream(P, s, &v->t);
-	case K_SNI:
-	case K_CIDRS:
-		return -1;	/* a list: parse_line() handles it */
-	case K_HOST:
-		if (strlen(s) >= sizeof(v->host))
-			return fail(P, P->line, P->key, "\"%s\" is too long", s);
-		if (s[0] == '[' && s[strlen(s) - 1] == ']') {
-			memcpy(v->host, s + 1, strlen(s) - 2);
-			v->host[strlen(s) - 2] = '\0';
-		} else {
-			memcpy(v->host, s, strlen(s) + 1);
-		}
-		if (sa_literal(v->host, "0", &a) == -1 && !valid_name(v->host))
-			return fail(P, P->line, P->key, "\"%s\" is not a host "
-			    "name or IP address", s);
-		return 0;
-	}
-	return -1;
-}
-
-static int
 valid_group_name(const char *s, size_t n)
 {
 	size_t i;
@@ -501,9 +396,210 @@ valid_group_name(const char *s, size_t n)
 	return 1;
 }
 
+/* Keep n bytes of s, with a NUL, until the parse ends; NULL on ENOMEM. */
+static const char *
+keep(struct parser *P, const char *s, size_t n)
+{
+	struct chunk *c = P->strs;
+	size_t cap;
+	char *p;
+
+	if (c == NULL || c->cap - c->used < n + 1) {
+		cap = n + 1 > 4096 ? n + 1 : 4096;
+		if ((c = malloc(sizeof(*c) + cap)) == NULL) {
+			fail(P, P->line, NULL, "out of memory");
+			return NULL;
+		}
+		c->next = P->strs;
+		c->used = 0;
+		c->cap = cap;
+		P->strs = c;
+	}
+	p = c->b + c->used;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	c->used += n + 1;
+	return p;
+}
+
+static int
+parse_listen(struct parser *P, const char *s, union sa *addr, int *dual)
+{
+	char host[HOST_MAX_LEN], port[6];
+	const char *p;
+
+	if (sa_split(s, host, sizeof(host), &p) == -1)
+		return fail(P, P->line, P->key, "\"%s\" is not an address "
+		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
+	if (parse_port(p, 0, port) == -1)
+		return fail(P, P->line, P->key,
+		    "\"%s\" is not a port (0-65535)", p);
+	*dual = host[0] == '\0' || strcmp(host, "*") == 0;
+	if (*dual) {
+		/* Bound as [::] with IPV6_V6ONLY off, or 0.0.0.0 without v6. */
+		sa_literal("::", port, addr);
+		return 0;
+	}
+	if (sa_literal(host, port, addr) == -1 || (s[0] == '[') !=
+	    (addr->sa.sa_family == AF_INET6))
+		return fail(P, P->line, P->key, "\"%s\" is not an address "
+		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
+	return 0;
+}
+
+static int
+parse_upstream(struct parser *P, const char *s, struct target *t)
+{
+	char host[HOST_MAX_LEN];
+	const char *port;
+
+	memset(t, 0, sizeof(*t));
+	if (sa_split(s, host, sizeof(host), &port) == -1)
+		return fail(P, P->line, P->key, "\"%s\" is not HOST:PORT "
+		    "(or :PORT with upstream_host)", s);
+	if (parse_port(port, 1, t->port) == -1)
+		return fail(P, P->line, P->key,
+		    "\"%s\" is not a port (1-65535)", port);
+	if ((t->host = keep(P, host, strlen(host))) == NULL)
+		return -1;
+	if (host[0] == '\0')
+		return 0;
+	if (sa_literal(host, t->port, &t->addr) == 0) {
+		t->literal = 1;
+		return 0;
+	}
+	if (s[0] == '[' || !valid_name(host))
+		return fail(P, P->line, P->key, "\"%s\" is not a host name "
+		    "or IP address", host);
+	return 0;
+}
+
+/* "PATTERN HOST:PORT": an exact name, *.suffix or prefix.* */
+static int
+parse_sni(struct parser *P, const char *s, struct rawroute *rr)
+{
+	struct route *r = &rr->r;
+	static const char how[] = "(use name, *.suffix or prefix.*, then "
+	    "HOST:PORT)";
+	size_t n = strcspn(s, " \t");
+	const char *up = s + n + strspn(s + n, " \t");
+	char pat[HOST_MAX_LEN];
+
+	if (n >= sizeof(pat) || *up == '\0')
+		return fail(P, P->line, P->key, "\"%s\" is not PATTERN "
+		    "HOST:PORT %s", s, how);
+	if ((r->text = keep(P, s, n)) == NULL)
+		return -1;
+	if (n > 2 && memcmp(s, "*.", 2) == 0) {
+		r->kind = R_SUFFIX;
+		memcpy(pat, s + 2, n - 2);
+		pat[n - 2] = '\0';
+	} else if (n > 2 && memcmp(s + n - 2, ".*", 2) == 0) {
+		r->kind = R_PREFIX;
+		memcpy(pat, s, n - 2);
+		pat[n - 2] = '\0';
+		if (strchr(pat, '.') != NULL)
+			return fail(P, P->line, P->key, "\"%s\": a prefix "
+			    "pattern is one label, then .*", r->text);
+	} else {
+		r->kind = R_EXACT;
+		memcpy(pat, s, n);
+		pat[n] = '\0';
+	}
+	fold(pat);
+	if (!valid_name(pat) || strchr(pat, '*') != NULL)
+		return fail(P, P->line, P->key, "\"%s\" is not a pattern %s",
+		    r->text, how);
+	if ((r->pat = keep(P, pat, strlen(pat))) == NULL ||
+	    (rr->up = keep(P, up, strlen(up))) == NULL)
+		return -1;
+	return parse_upstream(P, up, &r->t);
+}
+
+/* Write "a, b, c" of an enum's names into out. */
+static void
+name_list(const struct name *nm, char *out, size_t n)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (; nm->name != NULL && o < n; nm++)
+		o += (size_t)snprintf(out + o, n - o, "%s%s", o ? ", " : "",
+		    nm->name);
+}
+
+/* Parse s as the value of key k into dst, where that key's value lands. */
+static int
+parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
+{
+	const struct name *nm;
+	char list[128], host[HOST_MAX_LEN];
+	size_t n = strlen(s);
+	union sa a;
+	int64_t v;
+	int iv;
+
+	switch (k->kind) {
+	case K_DURATION:
+		if (parse_duration(s, &v) == -1)
+			return fail(P, P->line, P->key, "\"%s\" is not a "
+			    "duration (e.g. 30m, 1800s, 500ms; at most 7 days)",
+			    s);
+		if (v == 0 && !k->zero_ok)
+			return fail(P, P->line, P->key,
+			    "\"%s\" must be more than 0", s);
+		memcpy(dst, &v, sizeof(v));
+		return 0;
+	case K_COUNT:
+		v = number(s, n, MAX_CONNS_LIMIT);
+		if (v < !k->zero_ok)
+			return fail(P, P->line, P->key, "\"%s\" is not a "
+			    "number from %d to %d", s, !k->zero_ok,
+			    MAX_CONNS_LIMIT);
+		iv = (int)v;
+		memcpy(dst, &iv, sizeof(iv));
+		return 0;
+	case K_ENUM:
+		for (nm = k->names; nm->name != NULL; nm++)
+			if (strcmp(s, nm->name) == 0) {
+				memcpy(dst, &nm->value, sizeof(int));
+				return 0;
+			}
+		name_list(k->names, list, sizeof(list));
+		return fail(P, P->line, P->key, "\"%s\" is not one of %s", s,
+		    list);
+	case K_USER:
+		return parse_user(P, s, dst);
+	case K_UPSTREAM:
+		return parse_upstream(P, s, dst);
+	case K_HOST:
+		if (n >= sizeof(host))
+			return fail(P, P->line, P->key, "\"%s\" is too long", s);
+		if (s[0] == '[' && s[n - 1] == ']') {
+			memcpy(host, s + 1, n - 2);
+			host[n - 2] = '\0';
+		} else {
+			memcpy(host, s, n + 1);
+		}
+		if (sa_literal(host, "0", &a) == -1 && !valid_name(host))
+			return fail(P, P->line, P->key, "\"%s\" is not a host "
+			    "name or IP address", s);
+		if ((*(const char **)dst = keep(P, host, strlen(host))) ==
+		    NULL)
+			return -1;
+		return 0;
+	case K_LISTEN:
+	case K_SNI:
+	case K_CIDRS:
+		break;	/* parse_line() handles these itself */
+	}
+	return -1;
+}
+
 static struct group *
 group(struct parser *P, const char *name, size_t n)
 {
+	struct group *g;
 	int i;
 
 	for (i = 0; i < P->ng; i++)
@@ -515,10 +611,11 @@ group(struct parser *P, const char *name, size_t n)
 		    MAX_LISTENERS);
 		return NULL;
 	}
-	memcpy(P->g[P->ng].name, name, n);
-	P->g[P->ng].name[n] = '\0';
-	P->g[P->ng].line = P->line;
-	return &P->g[P->ng++];
+	g = &P->g[P->ng++];
+	memcpy(g->name, name, n);
+	g->name[n] = '\0';
+	g->line = P->line;
+	return g;
 }
 
 static void
@@ -531,7 +628,7 @@ key_list(int scope, char *out, size_t n)
 	for (i = 0; i < NKEYS && o < n; i++)
 		if (keys[i].scope & scope)
 			o += (size_t)snprintf(out + o, n - o, "%s%s",
-			    o ? ", " : "", keys[i].key);
+			    o ? ", " : "", keys[i].name);
 }
 
 /* "status" is not a listener: status.listen places the status endpoint. */
@@ -544,17 +641,36 @@ parse_status(struct parser *P, const char *k, const char *v)
 		return fail(P, P->line, P->key, "unknown key (\"status\" is "
 		    "reserved for the status endpoint; its one key is "
 		    "status.listen)");
-	if (P->status.line != 0)
+	if (P->status_line != 0)
 		return fail(P, P->line, P->key, "already set on line %d",
-		    P->status.line);
+		    P->status_line);
 	if (expand(P, v, value, sizeof(value)) == -1)
 		return -1;
 	if (value[0] == '\0')
 		return fail(P, P->line, P->key, "empty value");
-	if (parse_listen(P, value, &P->status) == -1)
+	if (parse_listen(P, value, &P->cf.status_addr, &P->cf.status_dual)
+	    == -1 || (P->status_text = keep(P, value, strlen(value))) == NULL)
 		return -1;
-	P->status.line = P->line;
-	memcpy(P->status.text, value, strlen(value) + 1);
+	P->cf.status = 1;
+	P->status_line = P->line;
+	return 0;
+}
+
+/* The entries of an allow or deny line, appended to the listener's. */
+static int
+parse_cidrs(struct parser *P, struct group *g, int deny, char *value)
+{
+	char *p;
+
+	for (p = strtok(value, " \t"); p; p = strtok(NULL, " \t")) {
+		if (P->nrc == MAX_CIDRS)
+			return fail(P, P->line, P->key, "more than %d allow "
+			    "and deny entries", MAX_CIDRS);
+		if (parse_cidr(P, p, &P->rc[P->nrc].c) == -1)
+			return -1;
+		P->rc[P->nrc].c.deny = (unsigned char)deny;
+		P->rc[P->nrc++].group = (int)(g - P->g);
+	}
 	return 0;
 }
 
@@ -562,10 +678,11 @@ static int
 parse_line(struct parser *P, char *line)
 {
 	char *eq, *k, *v, *dot, *p, value[VAL_MAX_LEN], known[256];
-	const struct keydef *kd = NULL;
+	const struct key *kd = NULL;
 	struct group *g = &P->global;
-	int i, scope = S_GLOBAL;
+	int i, scope = CONF_GLOBAL;
 	size_t n, namelen = 0;
+	void *dst;
 
 	/* A '#' starts a comment at the line's start or after a blank. */
 	for (p = line; *p != '\0'; p++)
@@ -598,77 +715,73 @@ parse_line(struct parser *P, char *line)
 			return fail(P, P->line, P->key, "bad listener name "
 			    "(letters, digits, '_' and '-', at most %d)",
 			    NAME_MAX_LEN - 1);
-		scope = S_LISTENER;
+		scope = CONF_LISTENER;
 		namelen = (size_t)(dot - k);
 		k = dot + 1;
 		if (namelen == 6 && memcmp(P->key, "status", 6) == 0)
 			return parse_status(P, k, v);
 	}
 	for (i = 0; i < NKEYS; i++)
-		if (strcmp(keys[i].key, k) == 0 && (keys[i].scope & scope))
+		if (strcmp(keys[i].name, k) == 0 && (keys[i].scope & scope))
 			kd = &keys[i];
 	if (kd == NULL) {
 		key_list(scope, known, sizeof(known));
 		return fail(P, P->line, P->key, "unknown %skey (known: %s)",
-		    scope == S_LISTENER ? "listener " : "", known);
+		    scope == CONF_LISTENER ? "listener " : "", known);
 	}
-	if (scope == S_LISTENER &&
+	if (scope == CONF_LISTENER &&
 	    (g = group(P, P->key, namelen)) == NULL)
 		return -1;
 	i = (int)(kd - keys);
-	if (kd->type == K_CIDRS) {
-		if (expand(P, v, value, sizeof(value)) == -1)
-			return -1;
-		if (value[0] == '\0')
-			return fail(P, P->line, P->key, "empty value");
-		for (p = strtok(value, " \t"); p; p = strtok(NULL, " \t")) {
-			if (P->nrc == MAX_CIDRS)
-				return fail(P, P->line, P->key, "more than %d "
-				    "allow and deny entries", MAX_CIDRS);
-			if (parse_cidr(P, p, &P->rc[P->nrc].c) == -1)
-				return -1;
-			P->rc[P->nrc].c.deny = i == K_DENY_ID;
-			P->rc[P->nrc++].group = (int)(g - P->g);
-		}
-		return 0;
-	}
-	if (kd->type == K_SNI) {
-		if (P->nrr == MAX_ROUTES)
-			return fail(P, P->line, P->key, "more than %d sni "
-			    "routes", MAX_ROUTES);
-		if (expand(P, v, value, sizeof(value)) == -1 ||
-		    parse_sni(P, value, &P->rr[P->nrr]) == -1)
+	if (kd->kind != K_SNI && kd->kind != K_CIDRS && g->set[i] != 0)
+		return fail(P, P->line, P->key, "already set on line %d",
+		    g->set[i]);
+	if (kd->kind == K_SNI && P->nrr == MAX_ROUTES)
+		return fail(P, P->line, P->key, "more than %d sni routes",
+		    MAX_ROUTES);
+	if (expand(P, v, value, sizeof(value)) == -1)
+		return -1;
+	if (value[0] == '\0' && kd->kind != K_SNI)
+		return fail(P, P->line, P->key, "empty value");
+	switch (kd->kind) {
+	case K_CIDRS:
+		return parse_cidrs(P, g, i == K_DENY_ID, value);
+	case K_SNI:
+		if (parse_sni(P, value, &P->rr[P->nrr]) == -1)
 			return -1;
 		P->rr[P->nrr].group = (int)(g - P->g);
 		P->rr[P->nrr++].line = P->line;
 		g->nroutes++;
 		return 0;
+	case K_LISTEN:
+		if (parse_listen(P, value, &g->l.addr, &g->l.dual) == -1 ||
+		    (g->listen_text = keep(P, value, strlen(value))) == NULL)
+			return -1;
+		break;
+	default:
+		dst = kd->scope & CONF_LISTENER ? (char *)&g->l + kd->off :
+		    (char *)&P->cf + kd->off;
+		if (parse_value(P, kd, value, dst) == -1)
+			return -1;
+		if (i == K_UPSTREAM_ID &&
+		    (g->up_text = keep(P, value, strlen(value))) == NULL)
+			return -1;
+		break;
 	}
-	if (g->v[i].line != 0)
-		return fail(P, P->line, P->key, "already set on line %d",
-		    g->v[i].line);
-	if (expand(P, v, value, sizeof(value)) == -1)
-		return -1;
-	if (value[0] == '\0')
-		return fail(P, P->line, P->key, "empty value");
-	if (parse_value(P, kd, value, &g->v[i]) == -1)
-		return -1;
-	g->v[i].line = P->line;
-	memcpy(g->v[i].text, value, strlen(value) + 1);
+	g->set[i] = P->line;
 	return 0;
 }
 
-/* Do the two listen addresses a and b take some of the same sockets? */
+/* Do the two listen addresses take some of the same sockets? */
 static int
-overlaps(const struct val *a, const struct val *b)
+overlaps(const union sa *x, int xdual, const union sa *y, int ydual)
 {
-	const union sa *x = &a->addr, *y = &b->addr;
 	const unsigned char *xb, *yb;
 	size_t n;
 
-	if (strcmp(a->port, b->port) != 0 || strcmp(a->port, "0") == 0)
+	if (sa_port(x) != sa_port(y) || sa_port(x) == 0)
 		return 0;
-	if (a->flag || b->flag)
+	if (xdual || ydual)
 		return 1;
 	if (x->sa.sa_family != y->sa.sa_family)
 		return 0;
@@ -677,158 +790,334 @@ overlaps(const struct val *a, const struct val *b)
 	return sa_is_any(x) || sa_is_any(y) || memcmp(xb, yb, n) == 0;
 }
 
-static int64_t
-pick(const struct group *g, const struct group *global, int id, int64_t def)
-{
-	if (g->v[id].line != 0)
-		return g->v[id].num;
-	if (global->v[id].line != 0)
-		return global->v[id].num;
-	return def;
-}
-
 /* Complete a target: a bare :PORT takes upstream_host. */
 static int
 complete(struct parser *P, struct target *t, int line, const char *key,
     const char *text)
 {
-	const struct val *uh = &P->global.v[K_UPHOST_ID];
-
 	if (t->host[0] != '\0')
 		return 0;
-	if (uh->line == 0)
+	if (P->cf.upstream_host == NULL)
 		return fail(P, line, key, "\"%s\" names no host and "
 		    "upstream_host is not set", text);
-	memcpy(t->host, uh->host, sizeof(t->host));
+	t->host = P->cf.upstream_host;
 	t->literal = sa_literal(t->host, t->port, &t->addr) == 0;
 	return 0;
 }
 
-/* Fail if the literal target t is one of the listen addresses of out. */
+/* Fail if the literal target t is one of the listen addresses. */
 static int
-loops(struct parser *P, const struct conf *out, const struct target *t,
-    int line, const char *key, const char *text)
+loops(struct parser *P, const struct target *t, int line, const char *key,
+    const char *text)
 {
+	const struct group *g;
 	char a[SA_FMT_LEN];
 	int i;
 
 	if (line == 0 || !t->literal)
 		return 0;
-	for (i = 0; i < out->nl; i++)
-		if (sa_reaches(&out->l[i].addr, out->l[i].dual,
-		    &t->addr) == 1)
+	for (i = 0; i < P->ng; i++) {
+		g = &P->g[i];
+		if (sa_reaches(&g->l.addr, g->l.dual, &t->addr) == 1)
 			return fail(P, line, key, "\"%s\" (%s) is where %s "
 			    "listens (line %d): every connection would come "
 			    "back into edge", text, sa_fmt(&t->addr, a,
-			    sizeof(a)), out->l[i].name,
-			    P->g[i].v[K_LISTEN_ID].line);
+			    sizeof(a)), g->name, g->set[K_LISTEN_ID]);
+	}
 	return 0;
 }
 
+/* The bytes a plain value of this kind takes where it lands. */
+static size_t
+plain_size(enum kind k)
+{
+	return k == K_DURATION ? sizeof(int64_t) : k == K_COUNT ||
+	    k == K_ENUM ? sizeof(int) : 0;
+}
+
+/* The defaults of every key, into the global group and struct conf. */
 static int
-finish(struct parser *P, struct conf *out)
+defaults(struct parser *P)
+{
+	const struct key *k;
+
+	for (k = keys; k < keys + NKEYS; k++) {
+		if (k->def == NULL)
+			continue;
+		snprintf(P->key, sizeof(P->key), "%s", k->name);
+		if (parse_value(P, k, k->def, k->scope & CONF_LISTENER ?
+		    (char *)&P->global.l + k->off : (char *)&P->cf + k->off)
+		    == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* What a listener does not set itself it takes from the global group. */
+static void
+inherit(struct parser *P, struct group *g)
+{
+	const struct key *k;
+	size_t n;
+
+	for (k = keys; k < keys + NKEYS; k++)
+		if ((k->scope & CONF_LISTENER) && !g->set[k - keys] &&
+		    (n = plain_size(k->kind)) > 0)
+			memcpy((char *)&g->l + k->off,
+			    (char *)&P->global.l + k->off, n);
+}
+
+static int
+finish(struct parser *P)
 {
 	char key[NAME_MAX_LEN + 32];
-	struct listener *l;
 	struct rawroute *rr;
-	struct group *g;
+	struct group *g, *h;
 	int i, j;
 
 	if (P->ng == 0)
 		return fail(P, P->line, NULL, "no listener is defined "
 		    "(e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
-	out->max_conns = (int)pick(&P->global, &P->global, K_MAXCONNS_ID,
-	    2048);
-	out->drain_ms = pick(&P->global, &P->global, K_DRAIN_ID, 8000);
-	if (P->global.v[K_USER_ID].line != 0)
-		out->user = P->global.v[K_USER_ID].user;
-	if (P->status.line != 0) {
-		out->status = 1;
-		out->status_addr = P->status.addr;
-		out->status_dual = P->status.flag;
-	}
 	for (i = 0; i < P->ng; i++) {
 		g = &P->g[i];
-		l = &out->l[i];
 		snprintf(key, sizeof(key), "%s.listen", g->name);
-		if (g->v[K_LISTEN_ID].line == 0)
+		if (g->set[K_LISTEN_ID] == 0)
 			return fail(P, g->line, key, "not set (a listener "
 			    "needs listen and upstream)");
-		for (j = 0; j < i; j++)
-			if (overlaps(&g->v[K_LISTEN_ID], &P->g[j].v[K_LISTEN_ID]))
-				return fail(P, g->v[K_LISTEN_ID].line, key,
+		for (j = 0; j < i; j++) {
+			h = &P->g[j];
+			if (overlaps(&g->l.addr, g->l.dual, &h->l.addr,
+			    h->l.dual))
+				return fail(P, g->set[K_LISTEN_ID], key,
 				    "\"%s\" is already used by %s (line %d)",
-				    g->v[K_LISTEN_ID].text, P->g[j].name,
-				    P->g[j].v[K_LISTEN_ID].line);
-		if (P->status.line != 0 &&
-		    overlaps(&g->v[K_LISTEN_ID], &P->status))
-			return fail(P, P->status.line, "status.listen",
+				    g->listen_text, h->name,
+				    h->set[K_LISTEN_ID]);
+		}
+		if (P->status_line != 0 && overlaps(&g->l.addr, g->l.dual,
+		    &P->cf.status_addr, P->cf.status_dual))
+			return fail(P, P->status_line, "status.listen",
 			    "\"%s\" is already used by %s (line %d)",
-			    P->status.text, g->name,
-			    g->v[K_LISTEN_ID].line);
+			    P->status_text, g->name, g->set[K_LISTEN_ID]);
 		snprintf(key, sizeof(key), "%s.upstream", g->name);
-		if (g->v[K_UPSTREAM_ID].line == 0 && g->nroutes == 0)
+		if (g->set[K_UPSTREAM_ID] == 0 && g->nroutes == 0)
 			return fail(P, g->line, key, "not set (a listener "
 			    "needs listen and upstream, or sni routes)");
-
-		memcpy(l->name, g->name, sizeof(l->name));
-		l->line = g->line;
-		l->addr = g->v[K_LISTEN_ID].addr;
-		l->dual = g->v[K_LISTEN_ID].flag;
-		l->up = g->v[K_UPSTREAM_ID].t;
-		if (g->v[K_UPSTREAM_ID].line != 0 && complete(P, &l->up,
-		    g->v[K_UPSTREAM_ID].line, key, g->v[K_UPSTREAM_ID].text))
+		memcpy(g->l.name, g->name, sizeof(g->l.name));
+		g->l.line = g->line;
+		if (g->set[K_UPSTREAM_ID] == 0)
+			g->l.up.host = "";
+		else if (complete(P, &g->l.up, g->set[K_UPSTREAM_ID], key,
+		    g->up_text))
 			return -1;
-		l->proxy = (enum proxy_mode)pick(g, g, K_PROXY_ID, PROXY_OFF);
-		l->prefer = (enum prefer)pick(g, &P->global, K_PREFER_ID,
-		    PREFER_IPV4);
-		l->connect_ms = pick(g, &P->global, K_CONNECT_ID, 5000);
-		l->dns_ms = pick(g, &P->global, K_DNS_ID, 10000);
-		l->idle_ms = pick(g, &P->global, K_IDLE_ID, 30 * 60000);
-		l->sni_ms = pick(g, &P->global, K_SNITO_ID, 5000);
-		l->max_per_ip = (int)pick(g, g, K_PERIP_ID, 0);
-
-		/* Its allow entries, then its deny entries. */
-		l->c0 = out->nc;
-		for (j = 0; j < P->nrc; j++)
-			if (P->rc[j].group == i && !P->rc[j].c.deny)
-				out->c[out->nc++] = P->rc[j].c;
-		l->nallow = out->nc - l->c0;
-		for (j = 0; j < P->nrc; j++)
-			if (P->rc[j].group == i && P->rc[j].c.deny)
-				out->c[out->nc++] = P->rc[j].c;
-		l->nc = out->nc - l->c0;
-
-		/* This listener's routes, in file order, side by side. */
+		inherit(P, g);
 		snprintf(key, sizeof(key), "%s.sni", g->name);
-		l->r0 = out->nr;
-		for (j = 0; j < P->nrr; j++) {
-			rr = &P->rr[j];
-			if (rr->group != i)
-				continue;
-			if (complete(P, &rr->r.t, rr->line, key, rr->up))
+		for (rr = P->rr; rr < P->rr + P->nrr; rr++)
+			if (rr->group == i && complete(P, &rr->r.t, rr->line,
+			    key, rr->up))
 				return -1;
-			out->r[out->nr++] = rr->r;
-		}
-		l->nr = out->nr - l->r0;
 	}
-	out->nl = P->ng;
 
 	/* An upstream that is one of edge's own listen addresses would
 	 * connect every client to edge again, until max_conns is used up. */
 	for (i = 0; i < P->ng; i++) {
 		snprintf(key, sizeof(key), "%s.upstream", P->g[i].name);
-		if (loops(P, out, &out->l[i].up, P->g[i].v[K_UPSTREAM_ID].line,
-		    key, P->g[i].v[K_UPSTREAM_ID].text))
+		if (loops(P, &P->g[i].l.up, P->g[i].set[K_UPSTREAM_ID], key,
+		    P->g[i].up_text))
 			return -1;
 	}
-	for (j = 0; j < P->nrr; j++) {
-		rr = &P->rr[j];
+	for (rr = P->rr; rr < P->rr + P->nrr; rr++) {
 		snprintf(key, sizeof(key), "%s.sni", P->g[rr->group].name);
-		if (loops(P, out, &rr->r.t, rr->line, key, rr->up))
+		if (loops(P, &rr->r.t, rr->line, key, rr->up))
 			return -1;
 	}
 	return 0;
+}
+
+/* Copy s to *arena; returns the copy. */
+static const char *
+put(char **arena, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = *arena;
+
+	memcpy(p, s, n);
+	*arena += n;
+	return p;
+}
+
+/*
+ * The config as one allocation: the struct, then its listeners, routes
+ * (each listener's side by side, in file order) and allow/deny entries
+ * (each listener's allow entries, then its deny entries), then the
+ * strings they point to.
+ */
+static struct conf *
+build(struct parser *P)
+{
+	const struct rawroute *rr;
+	const struct rawcidr *rc;
+	struct listener *l;
+	struct route *r;
+	struct conf *cf;
+	size_t strs = 0;
+	char *arena;
+	int i, deny;
+
+	for (i = 0; i < P->ng; i++)
+		strs += strlen(P->g[i].l.up.host) + 1;
+	for (rr = P->rr; rr < P->rr + P->nrr; rr++)
+		strs += strlen(rr->r.pat) + strlen(rr->r.text) +
+		    strlen(rr->r.t.host) + 3;
+	if (P->cf.upstream_host != NULL)
+		strs += strlen(P->cf.upstream_host) + 1;
+	if ((cf = malloc(sizeof(*cf) + (size_t)P->ng * sizeof(*cf->l) +
+	    (size_t)P->nrr * sizeof(*cf->r) + (size_t)P->nrc * sizeof(*cf->c) +
+	    strs)) == NULL) {
+		fail(P, P->line, NULL, "out of memory");
+		return NULL;
+	}
+	*cf = P->cf;
+	cf->refs = 1;
+	cf->l = (struct listener *)(cf + 1);
+	cf->r = (struct route *)(cf->l + P->ng);
+	cf->c = (struct cidr *)(cf->r + P->nrr);
+	arena = (char *)(cf->c + P->nrc);
+	if (P->cf.upstream_host != NULL)
+		cf->upstream_host = put(&arena, P->cf.upstream_host);
+	for (i = 0; i < P->ng; i++) {
+		l = &cf->l[cf->nl++];
+		*l = P->g[i].l;
+		l->up.host = put(&arena, l->up.host);
+		l->r0 = cf->nr;
+		for (rr = P->rr; rr < P->rr + P->nrr; rr++) {
+			if (rr->group != i)
+				continue;
+			r = &cf->r[cf->nr++];
+			*r = rr->r;
+			r->pat = put(&arena, r->pat);
+			r->text = put(&arena, r->text);
+			r->t.host = put(&arena, r->t.host);
+		}
+		l->nr = cf->nr - l->r0;
+		l->c0 = cf->nc;
+		for (deny = 0; deny <= 1; deny++) {
+			for (rc = P->rc; rc < P->rc + P->nrc; rc++)
+				if (rc->group == i && rc->c.deny == deny)
+					cf->c[cf->nc++] = rc->c;
+			if (deny == 0)
+				l->nallow = cf->nc - l->c0;
+		}
+		l->nc = cf->nc - l->c0;
+	}
+	return cf;
+}
+
+struct conf *
+conf_parse(const char *text, size_t n, const char *fname, char *err,
+    size_t errlen)
+{
+	struct parser *P;
+	struct conf *cf = NULL;
+	struct chunk *c;
+	char line[VAL_MAX_LEN * 2];
+	const char *p = text, *end = text + n, *nl;
+	size_t len;
+
+	if ((P = calloc(1, sizeof(*P))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", fname);
+		return NULL;
+	}
+	P->fname = fname;
+	P->err = err;
+	P->errlen = errlen;
+	if (defaults(P) == -1)
+		goto out;
+	while (p < end) {
+		P->line++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		len = (size_t)(nl - p);
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (len >= sizeof(line)) {
+			fail(P, P->line, NULL, "line is longer than %d bytes",
+			    (int)sizeof(line) - 1);
+			goto out;
+		}
+		if (memchr(p, '\0', len) != NULL) {
+			fail(P, P->line, NULL, "line holds a NUL byte");
+			goto out;
+		}
+		memcpy(line, p, len);
+		line[len] = '\0';
+		if (parse_line(P, line) == -1)
+			goto out;
+		p = nl + 1;
+	}
+	if (finish(P) == 0)
+		cf = build(P);
+out:
+	while ((c = P->strs) != NULL) {
+		P->strs = c->next;
+		free(c);
+	}
+	free(P);
+	return cf;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	struct conf *cf = NULL;
+	char *buf;
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((buf = malloc(CONF_MAX_SIZE)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		close(fd);
+		return NULL;
+	}
+	while (n < CONF_MAX_SIZE) {
+		r = read(fd, buf + n, CONF_MAX_SIZE - n);
+		if (r == 0)
+			break;
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		n += (size_t)r;
+	}
+	if (n == CONF_MAX_SIZE)
+		snprintf(err, errlen, "%s: larger than %d bytes", path,
+		    CONF_MAX_SIZE - 1);
+	else
+		cf = conf_parse(buf, n, path, err, errlen);
+out:
+	close(fd);
+	free(buf);
+	return cf;
+}
+
+struct conf *
+conf_hold(struct conf *cf)
+{
+	cf->refs++;
+	return cf;
+}
+
+void
+conf_free(struct conf *cf)
+{
+	if (cf != NULL && --cf->refs == 0)
+		free(cf);
 }
 
 const struct route *
@@ -878,131 +1167,113 @@ conf_allowed(const struct conf *cf, const struct listener *l,
 	return 0;
 }
 
-int
-conf_parse(const char *text, size_t n, const char *fname, struct conf *out,
-    char *err, size_t errlen)
+/* The text of key k's value in l, for the description line. */
+static void
+value_text(const struct key *k, const struct listener *l, char *out,
+    size_t n)
 {
-	struct parser *P;
-	char line[VAL_MAX_LEN * 2];
-	const char *p = text, *end = text + n, *nl;
-	size_t len;
-	int rc = -1;
+	const struct name *nm;
+	int64_t v;
+	int iv;
 
-	if ((P = calloc(1, sizeof(*P))) == NULL ||
-	    (P->g = calloc(MAX_LISTENERS, sizeof(*P->g))) == NULL ||
-	    (P->rr = calloc(MAX_ROUTES, sizeof(*P->rr))) == NULL ||
-	    (P->rc = calloc(MAX_CIDRS, sizeof(*P->rc))) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", fname);
-		goto out;
+	if (k->kind == K_DURATION) {
+		memcpy(&v, (const char *)l + k->off, sizeof(v));
+		snprintf(out, n, "%lldms", (long long)v);
+		return;
 	}
-	P->fname = fname;
-	P->err = err;
-	P->errlen = errlen;
-	memset(out, 0, sizeof(*out));
-	while (p < end) {
-		P->line++;
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			nl = end;
-		len = (size_t)(nl - p);
-		if (len > 0 && p[len - 1] == '\r')
-			len--;
-		if (len >= sizeof(line)) {
-			fail(P, P->line, NULL, "line is longer than %d bytes",
-			    (int)sizeof(line) - 1);
-			goto out;
+	memcpy(&iv, (const char *)l + k->off, sizeof(iv));
+	for (nm = k->names; nm != NULL && nm->name != NULL; nm++)
+		if (nm->value == iv) {
+			snprintf(out, n, "%s", nm->name);
+			return;
 		}
-		if (memchr(p, '\0', len) != NULL) {
-			fail(P, P->line, NULL, "line holds a NUL byte");
-			goto out;
-		}
-		memcpy(line, p, len);
-		line[len] = '\0';
-		if (parse_line(P, line) == -1)
-			goto out;
-		p = nl + 1;
-	}
-	rc = finish(P, out);
-out:
-	if (P != NULL) {
-		free(P->g);
-		free(P->rr);
-		free(P->rc);
-	}
-	free(P);
-	return rc;
-}
-
-int
-conf_load(const char *path, struct conf *out, char *err, size_t errlen)
-{
-	char *buf;
-	size_t n = 0;
-	ssize_t r;
-	int fd, rc;
-
-	if ((fd = open(path, O_RDONLY)) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if ((buf = malloc(CONF_MAX_SIZE)) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return -1;
-	}
-	while (n < CONF_MAX_SIZE) {
-		r = read(fd, buf + n, CONF_MAX_SIZE - n);
-		if (r == 0)
-			break;
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		n += (size_t)r;
-	}
-	if (n == CONF_MAX_SIZE) {
-		snprintf(err, errlen, "%s: larger than %d bytes", path,
-		    CONF_MAX_SIZE - 1);
-		goto fail;
-	}
-	close(fd);
-	rc = conf_parse(buf, n, path, out, err, errlen);
-	free(buf);
-	return rc;
-fail:
-	close(fd);
-	free(buf);
-	return -1;
-}
-
-struct conf *
-conf_new(const char *path, char *err, size_t errlen)
-{
-	struct conf *cf;
-
-	if ((cf = malloc(sizeof(*cf))) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return NULL;
-	}
-	if (conf_load(path, cf, err, errlen) == -1) {
-		free(cf);
-		return NULL;
-	}
-	cf->refs = 1;
-	return cf;
-}
-
-struct conf *
-conf_hold(struct conf *cf)
-{
-	cf->refs++;
-	return cf;
+	snprintf(out, n, "%d", iv);
 }
 
 void
-conf_free(struct conf *cf)
+conf_describe(const struct listener *l, char *out, size_t n)
 {
-	if (cf != NULL && --cf->refs == 0)
-		free(cf);
+	const struct key *k;
+	char v[32];
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (k = keys; k < keys + NKEYS && o < n; k++) {
+		if (!k->show)
+			continue;
+		value_text(k, l, v, sizeof(v));
+		o += (size_t)snprintf(out + o, n - o, " %s=%s", k->name, v);
+	}
+	if ((l->nc > 0 || l->max_per_ip > 0) && o < n)
+		snprintf(out + o, n - o, " allow=%d deny=%d max_conns_per_ip=%d",
+		    l->nallow, l->nc - l->nallow, l->max_per_ip);
+}
+
+static int
+target_equal(const struct target *a, const struct target *b)
+{
+	return strcmp(a->host, b->host) == 0 && strcmp(a->port, b->port) == 0
+	    && a->literal == b->literal && (!a->literal ||
+	    sa_equal(&a->addr, &b->addr));
+}
+
+void
+conf_diff(const struct conf *oc, const struct listener *o,
+    const struct conf *nc, const struct listener *n, int moved, char *out,
+    size_t sz)
+{
+	const struct key *k;
+	const char *name;
+	size_t w = 0;
+	int i, d;
+
+	out[0] = '\0';
+	for (k = keys; k < keys + NKEYS; k++) {
+		if (!(k->scope & CONF_LISTENER))
+			continue;
+		name = k->name;
+		switch (k->kind) {
+		case K_LISTEN:
+			d = moved;
+			break;
+		case K_UPSTREAM:
+			d = !target_equal(&o->up, &n->up);
+			break;
+		case K_SNI:
+			d = o->nr != n->nr;
+			for (i = 0; !d && i < n->nr; i++)
+				d = strcmp(oc->r[o->r0 + i].text,
+				    nc->r[n->r0 + i].text) != 0 ||
+				    !target_equal(&oc->r[o->r0 + i].t,
+				    &nc->r[n->r0 + i].t);
+			break;
+		case K_CIDRS:
+			if (k - keys == K_DENY_ID)
+				continue;	/* one "allow/deny" for both */
+			name = "allow/deny";
+			d = o->nc != n->nc || o->nallow != n->nallow;
+			for (i = 0; !d && i < n->nc; i++)
+				d = memcmp(&oc->c[o->c0 + i], &nc->c[n->c0 + i],
+				    sizeof(struct cidr)) != 0;
+			break;
+		default:
+			d = memcmp((const char *)o + k->off,
+			    (const char *)n + k->off, plain_size(k->kind)) != 0;
+			break;
+		}
+		if (d)
+			w += (size_t)snprintf(out + w, w < sz ? sz - w : 0,
+			    "%s%s", w ? "," : "", name);
+	}
+}
+
+int
+conf_key(int i, const char **name, const char **def, int *scope)
+{
+	if (i < 0 || i >= NKEYS)
+		return 0;
+	*name = keys[i].name;
+	*def = keys[i].def;
+	*scope = keys[i].scope;
+	return 1;
 }

@@ -54,7 +54,7 @@ reload(void)
 	char err[1024];
 	int bad;
 
-	if ((nc = conf_new(confpath, err, sizeof(err))) == NULL ||
+	if ((nc = conf_load(confpath, err, sizeof(err))) == NULL ||
 	    (bad = listen_reload(nc, err, sizeof(err))) == -1) {
 		log_msg("reload failed: %s; still running the old config", err);
 		conf_free(nc);
@@ -354,7 +354,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(2);
-	if ((running = conf_new(confpath, err, sizeof(err))) == NULL)
+	if ((running = conf_load(confpath, err, sizeof(err))) == NULL)
 		log_die(2, "%s", err);
 	if (test) {
 		for (i = 0; i < running->nl; i++)

@@ -1,9 +1,27 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * edge: a small layer-4 proxy for mail ports.  This header holds the types
- * shared between the files (the parsed configuration, socket addresses,
- * resolver results) and the prototypes each file exports.  Each exported
- * function carries its file's prefix: conf_*, pp2_*, pp1_*, resolve_*.
+ * the files share and what each file exports, one section per file, from
+ * the bottom layer up.  The layers, top first (a file calls only files on
+ * lower lines; `make check-layers` proves it from the objects' symbols):
+ *
+ *   edge.c                       the process: main, start-up, signals,
+ *                                reload, drain
+ *   status.c  poll.c             the status endpoint; the pollset
+ *   conn.c                       connection slots and their whole life
+ *   listen.c                     listening sockets across reloads
+ *   stats.c iptab.c buf.c resolve.c
+ *                                counters; per-IP counts; relay buffers;
+ *                                name lookups on threads
+ *   sys.c  log.c                 socket helpers and the clock; the log
+ *   conf.c proxyv2.c sni.c       parsers of the config, PROXY headers and
+ *                                the ClientHello: pure
+ *   addr.c                       addresses and networks: pure
+ *
+ * Each file keeps its state in its own statics; the only way in is its
+ * functions.  Every exported name carries its file's prefix: the file's
+ * name and "_" (conn_step, buf_get), except proxyv2.c (pp1_, pp2_) and
+ * addr.c (sa_ for socket addresses, cidr_ for networks).
  */
 #ifndef EDGE_H
 #define EDGE_H
@@ -16,7 +34,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#define EDGE_VERSION	"0.1.0"
 #define MAX_LISTENERS	64
+#define MAX_ROUTES	256
+#define MAX_CIDRS	1024
 #define NAME_MAX_LEN	32	/* listener name, with its NUL */
 #define HOST_MAX_LEN	256	/* DNS name or literal, with its NUL */
 #define MAX_ADDRS	16	/* addresses kept from one lookup */
@@ -26,31 +47,6 @@ union sa {
 	struct sockaddr		sa;
 	struct sockaddr_in	in;
 	struct sockaddr_in6	in6;
-};
-
-enum prefer { PREFER_IPV4, PREFER_IPV6, PREFER_SYSTEM };
-enum proxy_mode { PROXY_OFF, PROXY_V1, PROXY_V2 };
-
-/* Where to connect: a name resolved per connection, or an IP literal. */
-struct target {
-	char host[HOST_MAX_LEN];	/* name or literal; "" for none */
-	char port[6];			/* decimal */
-	int literal;			/* host is an IP literal: addr is it */
-	union sa addr;
-};
-
-enum route_kind { R_EXACT, R_SUFFIX, R_PREFIX };
-
-/*
- * An SNI route: "mail.example.org" (exact), "*.example.net" (one or more
- * labels, then the suffix) or "mta-sts.*" (that first label, then at least
- * one more).  pat is lower case, without the '*' part and its dot.
- */
-struct route {
-	enum route_kind kind;
-	char pat[HOST_MAX_LEN];
-	char text[HOST_MAX_LEN + 2];	/* as written, for logs */
-	struct target t;
 };
 
 /*
@@ -106,6 +102,31 @@ int sa_reaches(const union sa *l, int dual, const union sa *a);
 enum cidr_res cidr_parse(const char *s, struct cidr *c);
 int cidr_match(const struct cidr *c, const union sa *a);
 
+enum prefer { PREFER_IPV4, PREFER_IPV6, PREFER_SYSTEM };
+enum proxy_mode { PROXY_OFF, PROXY_V1, PROXY_V2 };
+
+/* Where to connect: a name resolved per connection, or an IP literal. */
+struct target {
+	const char *host;		/* name or literal; "" for none */
+	char port[6];			/* decimal */
+	int literal;			/* host is an IP literal: addr is it */
+	union sa addr;
+};
+
+enum route_kind { R_EXACT, R_SUFFIX, R_PREFIX };
+
+/*
+ * An SNI route: "mail.example.org" (exact), "*.example.net" (one or more
+ * labels, then the suffix) or "mta-sts.*" (that first label, then at least
+ * one more).  pat is lower case, without the '*' part and its dot.
+ */
+struct route {
+	enum route_kind kind;
+	const char *pat;
+	const char *text;		/* as written, for logs */
+	struct target t;
+};
+
 /*
  * One listener as configured.  Timeouts are in milliseconds; every value
  * here is final (per-listener overrides already merged with the globals).
@@ -117,8 +138,8 @@ struct listener {
 	int dual;			/* ":PORT": one socket for v4 and v6 */
 	struct target up;		/* default upstream; host "" if none */
 	int r0, nr;			/* its routes: conf.r[r0 .. r0+nr) */
-	enum proxy_mode proxy;
-	enum prefer prefer;
+	int proxy;			/* enum proxy_mode */
+	int prefer;			/* enum prefer */
 	int64_t connect_ms;		/* per address tried */
 	int64_t dns_ms;			/* whole lookup */
 	int64_t idle_ms;		/* 0: no idle timeout */
@@ -128,9 +149,6 @@ struct listener {
 	int max_per_ip;			/* concurrent per client address; 0 off */
 };
 
-#define MAX_ROUTES	256
-#define MAX_CIDRS	1024
-
 /* user = NAME | UID[:GID]: who to run as after binding. */
 struct runas {
 	int set;			/* 0: stay who we are */
@@ -138,57 +156,62 @@ struct runas {
 	long uid, gid;			/* gid -1: the user's own, or uid */
 };
 
+/* A parsed config: one allocation holding the arrays and strings too. */
 struct conf {
 	int refs;			/* references: conf_hold, conf_free */
 	int max_conns;
 	int64_t drain_ms;		/* after SIGTERM; 0: close at once */
 	struct runas user;
+	const char *upstream_host;	/* NULL: not set */
 	int status;			/* status.listen is set */
 	union sa status_addr;
 	int status_dual;
 	int nl, nr, nc;
-	struct listener l[MAX_LISTENERS];
-	struct route r[MAX_ROUTES];
-	struct cidr c[MAX_CIDRS];
+	struct listener *l;
+	struct route *r;
+	struct cidr *c;
 };
 
 /*
- * conf_parse(text, n, fname, out, err, errlen): parse the n bytes of text
- * (named fname in messages) into *out.  Returns 0, or -1 with one line
- * "fname:line: key: problem" in err.  Reads the environment for ${VAR}.
- */
-int conf_parse(const char *text, size_t n, const char *fname,
-    struct conf *out, char *err, size_t errlen);
-
-/* conf_load(path, out, err, errlen): read path and conf_parse() it. */
-int conf_load(const char *path, struct conf *out, char *err, size_t errlen);
-
-/*
- * conf_new(path, err, errlen): a config read from path, malloc'd, with one
- * reference (the caller's); NULL with the message in err.
+ * conf.c: the config file, parsed from memory.
+ * conf_parse(text, n, fname, err, errlen): the config in the n bytes of
+ * text (named fname in messages), with one reference (the caller's); NULL
+ * with one line "fname:line: key: problem" in err.  Reads the environment
+ * for ${VAR}.  conf_load(path, err, errlen): read path and parse it.
  * conf_hold(cf): one more reference; returns cf.  conf_free(cf): drop one;
  * the last frees it.  NULL is a no-op.
- */
-struct conf *conf_new(const char *path, char *err, size_t errlen);
-struct conf *conf_hold(struct conf *cf);
-void conf_free(struct conf *cf);
-
-/*
  * conf_route(cf, l, name): the first of l's routes, in file order, that
  * matches name (lower case, no trailing dot), or NULL.
- */
-const struct route *conf_route(const struct conf *cf,
-    const struct listener *l, const char *name);
-
-/*
  * conf_allowed(cf, l, a): may a client from a (already unmapped) connect
  * to l?  Refused if it matches a deny entry, or if l has allow entries and
  * it matches none.
+ * conf_describe(l, out, n): " proxy=v2 prefer=ipv4 ..." for l's line.
+ * conf_diff(oc, o, nc, n, moved, out, sz): the keys in which listener n
+ * of nc differs from o of oc, "upstream,idle_timeout"; moved: the listen
+ * socket is not the same.
+ * conf_key(i, &name, &def, &scope): the i-th key of the key table (def
+ * NULL: no default; scope: CONF_GLOBAL and/or CONF_LISTENER); 0 past the
+ * end.
  */
+#define CONF_GLOBAL	1
+#define CONF_LISTENER	2
+struct conf *conf_parse(const char *text, size_t n, const char *fname,
+    char *err, size_t errlen);
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+struct conf *conf_hold(struct conf *cf);
+void conf_free(struct conf *cf);
+const struct route *conf_route(const struct conf *cf,
+    const struct listener *l, const char *name);
 int conf_allowed(const struct conf *cf, const struct listener *l,
     const union sa *a);
+void conf_describe(const struct listener *l, char *out, size_t n);
+void conf_diff(const struct conf *oc, const struct listener *o,
+    const struct conf *nc, const struct listener *n, int moved, char *out,
+    size_t sz);
+int conf_key(int i, const char **name, const char **def, int *scope);
 
 /*
+ * proxyv2.c: PROXY protocol headers.
  * pp2_encode(out, n, src, dst): write a PROXY protocol v2 header for a TCP
  * connection from src to dst into out (n >= PP_MAX_LEN).  v4-mapped
  * addresses go out as TCP4.  Returns the header length (28 for TCP4, 52
@@ -200,6 +223,98 @@ size_t pp2_encode(unsigned char *out, size_t n, const union sa *src,
     const union sa *dst);
 size_t pp1_encode(unsigned char *out, size_t n, const union sa *src,
     const union sa *dst);
+
+/*
+ * sni.c: the ClientHello parser.
+ * sni_parse(p, n, name, namesz): look for the server_name in the TLS
+ * ClientHello whose first n bytes are p.  SNI_FOUND: name holds it, lower
+ * case, without a trailing dot, validated (letters, digits, '-', '_', '.',
+ * at most 255; namesz >= 256).  SNI_NONE: a valid ClientHello without one.
+ * SNI_NOT_TLS: not a ClientHello, or a malformed one.  SNI_MORE: a prefix of
+ * what could still be a ClientHello; call again with more bytes.  A hello
+ * longer than SNI_MAX_HELLO stays SNI_MORE: the caller's byte cap ends it.
+ */
+#define SNI_MAX_HELLO	16384
+enum sni_res { SNI_MORE, SNI_FOUND, SNI_NONE, SNI_NOT_TLS };
+enum sni_res sni_parse(const unsigned char *p, size_t n, char *name,
+    size_t namesz);
+
+/*
+ * log.c: one line per event on stderr, one write(2) each.
+ * log_msg(fmt, ...): "edge: " and the line; a format ending in ':' gets
+ * strerror(errno) appended.  log_die(code, fmt, ...): the same, then
+ * exit(code): for start-up only, never from the loop.
+ * struct logline, log_add(l, key, val), log_num(l, key, v, width),
+ * log_end(l): a line built by appending key and value text (log_num pads
+ * v with zeros to width digits), written by log_end.
+ * log_refusal(now): may a refusal line be written now?  At most a few a
+ * second; the rest are counted, and log_refusals_flush(now) reports them
+ * once their second is over, by log_refusals_due() at the latest.
+ */
+#define LOG_MAX		1024
+struct logline {
+	char b[LOG_MAX];
+	size_t n;
+};
+void log_msg(const char *fmt, ...);
+void log_die(int code, const char *fmt, ...);
+void log_add(struct logline *l, const char *key, const char *val);
+void log_num(struct logline *l, const char *key, uint64_t v, int width);
+void log_end(struct logline *l);
+int log_refusal(int64_t now);
+void log_refusals_flush(int64_t now);
+int64_t log_refusals_due(void);
+
+/*
+ * sys.c: system helpers.
+ * sys_clock_ms(): the monotonic clock in milliseconds.  sys_tick(): read
+ * it as the time of this loop turn; sys_now(): that time.
+ * sys_nonblock(fd): non-blocking and close-on-exec.
+ * sys_socket_nb(family), sys_accept_nb(lfd, &sa, &len): a non-blocking,
+ * close-on-exec TCP socket, or -1 with errno.
+ * sys_tune(fd): TCP_NODELAY and keepalive (first probe after 2 min).
+ * sys_inherits(fd): does an accepted socket come with its listener's
+ * options (Linux: yes)?  Asked of the first one only.
+ * sys_is_local(a): is a an address of this host (would the kernel send
+ * to it from it)?  Answers are kept for a second.
+ */
+int64_t sys_clock_ms(void);
+int64_t sys_tick(void);
+int64_t sys_now(void);
+int sys_nonblock(int fd);
+int sys_socket_nb(int family);
+int sys_accept_nb(int lfd, union sa *sa, socklen_t *len);
+void sys_tune(int fd);
+int sys_inherits(int fd);
+int sys_is_local(const union sa *a);
+
+/*
+ * resolve.c: the resolver.  Lookups run on worker threads so that a slow
+ * DNS server delays only the connections waiting on it.  A job names the connection
+ * it serves by slot and generation, never by pointer.
+ */
+struct addrs {
+	int n;
+	union sa a[MAX_ADDRS];
+};
+
+/* resolve_init(): start the resolver.  Returns the fd to poll, or -1. */
+int resolve_init(void);
+
+/*
+ * resolve_start(slot, gen, host, port, prefer): queue a lookup.  Returns 0,
+ * or -1 with errno set if the job could not be queued.
+ */
+int resolve_start(int slot, uint32_t gen, const char *host,
+    const char *port, enum prefer prefer);
+
+/*
+ * resolve_next(&slot, &gen, &a, &err): take one finished job.  Returns 1
+ * with *a (owned by the caller, free() it) or *a == NULL and *err set to a
+ * message; 0 when no finished job is left.  Drains the wakeup fd.
+ */
+int resolve_next(int *slot, uint32_t *gen, struct addrs **a,
+    const char **err);
 
 /*
  * buf.c: relay buffers, from a pool.  A buffer holds b[off .. off+len);
@@ -289,121 +404,6 @@ buf_prepend(struct buf *b, const unsigned char *p, size_t n)
 	memcpy(b->b + b->off, p, n);
 }
 
-/*
- * sni_parse(p, n, name, namesz): look for the server_name in the TLS
- * ClientHello whose first n bytes are p.  SNI_FOUND: name holds it, lower
- * case, without a trailing dot, validated (letters, digits, '-', '_', '.',
- * at most 255; namesz >= 256).  SNI_NONE: a valid ClientHello without one.
- * SNI_NOT_TLS: not a ClientHello, or a malformed one.  SNI_MORE: a prefix of
- * what could still be a ClientHello; call again with more bytes.  A hello
- * longer than SNI_MAX_HELLO stays SNI_MORE: the caller's byte cap ends it.
- */
-#define SNI_MAX_HELLO	16384
-enum sni_res { SNI_MORE, SNI_FOUND, SNI_NONE, SNI_NOT_TLS };
-enum sni_res sni_parse(const unsigned char *p, size_t n, char *name,
-    size_t namesz);
-
-/*
- * The resolver.  Lookups run on worker threads so that a slow DNS server
- * delays only the connections waiting on it.  A job names the connection
- * it serves by slot and generation, never by pointer.
- */
-struct addrs {
-	int n;
-	union sa a[MAX_ADDRS];
-};
-
-/* resolve_init(): start the resolver.  Returns the fd to poll, or -1. */
-int resolve_init(void);
-
-/*
- * resolve_start(slot, gen, host, port, prefer): queue a lookup.  Returns 0,
- * or -1 with errno set if the job could not be queued.
- */
-int resolve_start(int slot, uint32_t gen, const char *host,
-    const char *port, enum prefer prefer);
-
-/*
- * resolve_next(&slot, &gen, &a, &err): take one finished job.  Returns 1
- * with *a (owned by the caller, free() it) or *a == NULL and *err set to a
- * message; 0 when no finished job is left.  Drains the wakeup fd.
- */
-int resolve_next(int *slot, uint32_t *gen, struct addrs **a,
-    const char **err);
-
-/*
- * The status endpoint (status.c), driven by edge.c's poll loop: at most
- * STATUS_MAX clients at a time, each answered once and closed.
- * status_accept(lfd, now): take waiting clients while slots are free;
- * -1 with errno on a failure worth pausing for (EMFILE and kin).
- * status_full(): no slot is free (do not poll the listener).
- * status_pollfds(p, &next): fill p (STATUS_MAX entries) for the clients;
- * lowers *next to the earliest deadline.  Returns the count.
- * status_service(p, n, now): act on the revents of those n entries, and
- * close clients past their deadline.
- * status_probe("HOST:PORT"): `edge probe`; the exit code: 0 on a 200.
- * status_log(): the counters as log lines (SIGUSR1).
- */
-#define STATUS_MAX	8
-int status_accept(int lfd, int64_t now);
-int status_full(void);
-int status_pollfds(struct pollfd *p, int64_t *next);
-void status_service(const struct pollfd *p, int n, int64_t now);
-void status_close_all(void);
-void status_log(void);
-int status_probe(const char *hostport);
-
-/*
- * log.c: one line per event on stderr, one write(2) each.
- * log_msg(fmt, ...): "edge: " and the line; a format ending in ':' gets
- * strerror(errno) appended.  log_die(code, fmt, ...): the same, then
- * exit(code): for start-up only, never from the loop.
- * struct logline, log_add(l, key, val), log_num(l, key, v, width),
- * log_end(l): a line built by appending key and value text (log_num pads
- * v with zeros to width digits), written by log_end.
- * log_refusal(now): may a refusal line be written now?  At most a few a
- * second; the rest are counted, and log_refusals_flush(now) reports them
- * once their second is over, by log_refusals_due() at the latest.
- */
-#define LOG_MAX		1024
-struct logline {
-	char b[LOG_MAX];
-	size_t n;
-};
-void log_msg(const char *fmt, ...);
-void log_die(int code, const char *fmt, ...);
-void log_add(struct logline *l, const char *key, const char *val);
-void log_num(struct logline *l, const char *key, uint64_t v, int width);
-void log_end(struct logline *l);
-int log_refusal(int64_t now);
-void log_refusals_flush(int64_t now);
-int64_t log_refusals_due(void);
-
-/*
- * sys.c: system helpers.
- * sys_clock_ms(): the monotonic clock in milliseconds.  sys_tick(): read
- * it as the time of this loop turn; sys_now(): that time.
- * sys_nonblock(fd): non-blocking and close-on-exec.
- * sys_socket_nb(family), sys_accept_nb(lfd, &sa, &len): a non-blocking,
- * close-on-exec TCP socket, or -1 with errno.
- * sys_tune(fd): TCP_NODELAY and keepalive (first probe after 2 min).
- * sys_inherits(fd): does an accepted socket come with its listener's
- * options (Linux: yes)?  Asked of the first one only.
- * sys_is_local(a): is a an address of this host (would the kernel send
- * to it from it)?  Answers are kept for a second.
- */
-int64_t sys_clock_ms(void);
-int64_t sys_tick(void);
-int64_t sys_now(void);
-int sys_nonblock(int fd);
-int sys_socket_nb(int family);
-int sys_accept_nb(int lfd, union sa *sa, socklen_t *len);
-void sys_tune(int fd);
-int sys_inherits(int fd);
-int sys_is_local(const union sa *a);
-
-#define EDGE_VERSION	"0.1.0"
-
 enum { CLI = 0, UPS = 1 };		/* side index; the peer is !side */
 
 /* Why a connection ended: the log's why= and the metrics' label. */
@@ -414,6 +414,17 @@ enum why {
 	NCLOSE,				/* the rest are refusals, before a slot */
 	W_DENIED = NCLOSE, W_PER_IP, NWHY
 };
+
+/*
+ * iptab.c: connections open per (counters slot, client address).
+ * iptab_init(maxc): size the table once; -1 on ENOMEM.
+ * iptab_count(sid, a): how many now.  iptab_add, iptab_del: one more, one
+ * fewer.  a is unmapped (an IPv4 client on a dual-stack socket is IPv4).
+ */
+int iptab_init(int maxc);
+uint32_t iptab_count(int sid, const union sa *a);
+void iptab_add(int sid, const union sa *a);
+void iptab_del(int sid, const union sa *a);
 
 /*
  * stats.c: counters per listener name, kept across reloads.
@@ -450,17 +461,6 @@ void stats_connect_failed(int sid);
 void stats_reloaded(int ok);
 void stats_log(const struct gauges *g);
 char *stats_metrics(const struct gauges *g, size_t *len);
-
-/*
- * iptab.c: connections open per (counters slot, client address).
- * iptab_init(maxc): size the table once; -1 on ENOMEM.
- * iptab_count(sid, a): how many now.  iptab_add, iptab_del: one more, one
- * fewer.  a is unmapped (an IPv4 client on a dual-stack socket is IPv4).
- */
-int iptab_init(int maxc);
-uint32_t iptab_count(int sid, const union sa *a);
-void iptab_add(int sid, const union sa *a);
-void iptab_del(int sid, const union sa *a);
 
 /*
  * listen.c: the listening sockets of the running config and the status
@@ -544,5 +544,27 @@ short poll_revents(int i);
 void poll_service(void);
 void poll_expire(void);
 void poll_hot(const int *slots, int k);
+
+/*
+ * status.c: the status endpoint, driven by edge.c's poll loop: at most
+ * STATUS_MAX clients at a time, each answered once and closed.
+ * status_accept(lfd, now): take waiting clients while slots are free;
+ * -1 with errno on a failure worth pausing for (EMFILE and kin).
+ * status_full(): no slot is free (do not poll the listener).
+ * status_pollfds(p, &next): fill p (STATUS_MAX entries) for the clients;
+ * lowers *next to the earliest deadline.  Returns the count.
+ * status_service(p, n, now): act on the revents of those n entries, and
+ * close clients past their deadline.
+ * status_probe("HOST:PORT"): `edge probe`; the exit code: 0 on a 200.
+ * status_log(): the counters as log lines (SIGUSR1).
+ */
+#define STATUS_MAX	8
+int status_accept(int lfd, int64_t now);
+int status_full(void);
+int status_pollfds(struct pollfd *p, int64_t *next);
+void status_service(const struct pollfd *p, int n, int64_t now);
+void status_close_all(void);
+void status_log(void);
+int status_probe(const char *hostport);
 
 #endif

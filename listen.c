@@ -44,21 +44,14 @@ void
 listen_describe(const char *what, const struct conf *c,
     const struct listener *l, const union sa *a)
 {
-	char buf[SA_FMT_LEN], t[HOST_MAX_LEN + 16], lim[64] = "";
+	char buf[SA_FMT_LEN], t[HOST_MAX_LEN + 16], keys[256];
 	const struct route *r;
 	int i;
 
-	if (l->nc > 0 || l->max_per_ip > 0)
-		snprintf(lim, sizeof(lim), " allow=%d deny=%d max_conns_per_ip=%d",
-		    l->nallow, l->nc - l->nallow, l->max_per_ip);
-	log_msg("%s %s on %s%s -> %s proxy=%s prefer=%s connect_timeout=%lldms "
-	    "idle_timeout=%lldms%s", what, l->name, sa_fmt(a, buf, sizeof(buf)),
-	    l->dual && a->sa.sa_family == AF_INET6 ? " (v4+v6)" : "",
-	    target_fmt(&l->up, t, sizeof(t)),
-	    l->proxy == PROXY_V2 ? "v2" : l->proxy == PROXY_V1 ? "v1" : "off",
-	    l->prefer == PREFER_IPV4 ? "ipv4" : l->prefer == PREFER_IPV6 ?
-	    "ipv6" : "system", (long long)l->connect_ms,
-	    (long long)l->idle_ms, lim);
+	conf_describe(l, keys, sizeof(keys));
+	log_msg("%s %s on %s%s -> %s%s", what, l->name,
+	    sa_fmt(a, buf, sizeof(buf)), l->dual && a->sa.sa_family ==
+	    AF_INET6 ? " (v4+v6)" : "", target_fmt(&l->up, t, sizeof(t)), keys);
 	for (i = 0; i < l->nr; i++) {
 		r = &c->r[l->r0 + i];
 		log_msg("route %s sni=%s -> %s", l->name, r->text,
@@ -183,40 +176,6 @@ listen_start(struct conf *nc, char *err, size_t errlen)
 	return 0;
 }
 
-/* The keys of a listener that differ between o and n, for the log. */
-static void
-diff(const struct conf *oc, const struct listener *o,
-    const struct conf *nc, const struct listener *n, int moved, char *out,
-    size_t sz)
-{
-	size_t k = 0;
-	int i, routes = o->nr != n->nr, acl = o->nc != n->nc ||
-	    o->nallow != n->nallow;
-
-	for (i = 0; !routes && i < n->nr; i++)
-		routes = strcmp(oc->r[o->r0 + i].text, nc->r[n->r0 + i].text)
-		    != 0 || memcmp(&oc->r[o->r0 + i].t, &nc->r[n->r0 + i].t,
-		    sizeof(struct target)) != 0;
-	for (i = 0; !acl && i < n->nc; i++)
-		acl = memcmp(&oc->c[o->c0 + i], &nc->c[n->c0 + i],
-		    sizeof(struct cidr)) != 0;
-#define DIFF(cond, what) if (cond) k += (size_t)snprintf(out + k, \
-    k < sz ? sz - k : 0, "%s%s", k ? "," : "", what)
-	out[0] = '\0';
-	DIFF(moved, "listen");
-	DIFF(memcmp(&o->up, &n->up, sizeof(o->up)) != 0, "upstream");
-	DIFF(routes, "sni");
-	DIFF(o->proxy != n->proxy, "proxy");
-	DIFF(o->prefer != n->prefer, "prefer");
-	DIFF(o->connect_ms != n->connect_ms, "connect_timeout");
-	DIFF(o->dns_ms != n->dns_ms, "dns_timeout");
-	DIFF(o->idle_ms != n->idle_ms, "idle_timeout");
-	DIFF(o->sni_ms != n->sni_ms, "sni_timeout");
-	DIFF(acl, "allow/deny");
-	DIFF(o->max_per_ip != n->max_per_ip, "max_conns_per_ip");
-#undef DIFF
-}
-
 /*
  * Can old listener j's socket serve new listener n as it is?  The same
  * address in the config, or the address an old ":0" was given; port 0 is
@@ -297,7 +256,7 @@ listen_reload(struct conf *nc, char *err, size_t errlen)
 			listen_describe("reload added", nc, &nc->l[i], &naddr[i]);
 			continue;
 		}
-		diff(cf, &cf->l[j], nc, &nc->l[i], from[i] != j, why,
+		conf_diff(cf, &cf->l[j], nc, &nc->l[i], from[i] != j, why,
 		    sizeof(why));
 		if (why[0] != '\0') {
 			log_msg("reload changed %s: %s", nc->l[i].name, why);

@@ -28,38 +28,39 @@ loops_back(const struct conf *cf, const struct target *t)
 int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	static struct conf cf;
+	struct conf *cf;
 	const struct cidr *c;
 	union sa a;
 	char err[1024];
 	int i, j, rc;
 
 	err[0] = '\0';
-	rc = conf_parse((const char *)data, size, "fuzz.conf", &cf, err,
+	cf = conf_parse((const char *)data, size, "fuzz.conf", err,
 	    sizeof(err));
+	rc = cf != NULL ? 0 : -1;
 	if (rc == -1 && strncmp(err, "fuzz.conf:", 10) != 0)
 		abort();
 	if (rc == 0) {
-		if (cf.nl < 1 || cf.nl > MAX_LISTENERS || cf.max_conns < 1)
+		if (cf->nl < 1 || cf->nl > MAX_LISTENERS || cf->max_conns < 1)
 			abort();
-		for (i = 0; i < cf.nl; i++) {
+		for (i = 0; i < cf->nl; i++) {
 			/* Every listener has somewhere to send a client. */
-			if ((cf.l[i].up.host[0] == '\0' && cf.l[i].nr == 0) ||
-			    cf.l[i].connect_ms <= 0 || cf.l[i].dns_ms <= 0 ||
-			    cf.l[i].sni_ms <= 0 || cf.l[i].idle_ms < 0)
+			if ((cf->l[i].up.host[0] == '\0' && cf->l[i].nr == 0) ||
+			    cf->l[i].connect_ms <= 0 || cf->l[i].dns_ms <= 0 ||
+			    cf->l[i].sni_ms <= 0 || cf->l[i].idle_ms < 0)
 				abort();
-			if (cf.l[i].r0 + cf.l[i].nr > cf.nr)
+			if (cf->l[i].r0 + cf->l[i].nr > cf->nr)
 				abort();
 			/* Allow and deny stay inside the table, allow first;
 			 * every entry matches its own network address. */
-			if (cf.l[i].c0 + cf.l[i].nc > cf.nc ||
-			    cf.l[i].nallow > cf.l[i].nc || cf.l[i].max_per_ip < 0)
+			if (cf->l[i].c0 + cf->l[i].nc > cf->nc ||
+			    cf->l[i].nallow > cf->l[i].nc || cf->l[i].max_per_ip < 0)
 				abort();
-			for (j = 0; j < cf.l[i].nc; j++) {
-				c = &cf.c[cf.l[i].c0 + j];
+			for (j = 0; j < cf->l[i].nc; j++) {
+				c = &cf->c[cf->l[i].c0 + j];
 				if ((c->fam != AF_INET && c->fam != AF_INET6) ||
 				    c->bits > (c->fam == AF_INET ? 32 : 128) ||
-				    c->deny != (j >= cf.l[i].nallow))
+				    c->deny != (j >= cf->l[i].nallow))
 					abort();
 				memset(&a, 0, sizeof(a));
 				a.sa.sa_family = c->fam;
@@ -67,24 +68,25 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 					memcpy(&a.in.sin_addr, c->a, 4);
 				else
 					memcpy(&a.in6.sin6_addr, c->a, 16);
-				if (conf_allowed(&cf, &cf.l[i], &a) == c->deny &&
+				if (conf_allowed(cf, &cf->l[i], &a) == c->deny &&
 				    c->deny)
 					abort();	/* a deny that lets it in */
 			}
 		}
-		if (cf.drain_ms < 0 || (cf.user.set && cf.user.name[0] == '\0' &&
-		    cf.user.uid <= 0))
+		if (cf->drain_ms < 0 || (cf->user.set && cf->user.name[0] == '\0' &&
+		    cf->user.uid <= 0))
 			abort();
-		for (i = 0; i < cf.nr; i++)
-			if (cf.r[i].t.host[0] == '\0' || cf.r[i].pat[0] == '\0')
+		for (i = 0; i < cf->nr; i++)
+			if (cf->r[i].t.host[0] == '\0' || cf->r[i].pat[0] == '\0')
 				abort();
 		/* No literal target is one of the listen addresses. */
-		for (i = 0; i < cf.nl; i++)
-			if (loops_back(&cf, &cf.l[i].up))
+		for (i = 0; i < cf->nl; i++)
+			if (loops_back(cf, &cf->l[i].up))
 				abort();
-		for (i = 0; i < cf.nr; i++)
-			if (loops_back(&cf, &cf.r[i].t))
+		for (i = 0; i < cf->nr; i++)
+			if (loops_back(cf, &cf->r[i].t))
 				abort();
 	}
+	conf_free(cf);
 	return 0;
 }

@@ -27,10 +27,12 @@ check(int ok, const char *name, const char *detail)
 static void
 bad(const char *text, const char *msg)
 {
-	static struct conf cf;
 	char err[1024] = "";
-	int rc = conf_parse(text, strlen(text), "edge.conf", &cf, err,
+	struct conf *cf = conf_parse(text, strlen(text), "edge.conf", err,
 	    sizeof(err));
+	int rc = cf != NULL ? 0 : -1;
+
+	conf_free(cf);
 
 	if (msg == NULL)
 		check(rc == 0, "accepted as valid", err);
@@ -38,12 +40,106 @@ bad(const char *text, const char *msg)
 		check(rc == -1 && strcmp(err, msg) == 0, msg, err);
 }
 
+/*
+ * The README's key tables against the key table: under "Global keys:" and
+ * "Listener keys", each key has a row (first cell naming it in backquotes)
+ * whose default cell shows the table's default, and no row names a key
+ * the table does not have in that scope.  "status.listen" is the one
+ * global row that is not a key.
+ */
+static void
+readme_tables(void)
+{
+	static char text[256 * 1024];
+	const char *sect[2] = { "\nGlobal keys:", "\nListener keys" };
+	const int scope[2] = { CONF_GLOBAL, CONF_LISTENER };
+	const char *name, *def, *t, *end, *row, *cell2, *p, *q;
+	char want[64], got[64], msg[160];
+	size_t n;
+	FILE *f;
+	int s, i, sc, found;
+
+	if ((f = fopen("README.md", "r")) == NULL) {
+		check(0, "README.md is readable", "run from the top directory");
+		return;
+	}
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	for (s = 0; s < 2; s++) {
+		if ((t = strstr(text, sect[s])) == NULL) {
+			check(0, "README key table", sect[s] + 1);
+			continue;
+		}
+		/* The table: the rows after the heading, to a blank line. */
+		t = strstr(t, "\n|");
+		end = t ? strstr(t + 1, "\n\n") : NULL;
+		if (t == NULL || end == NULL) {
+			check(0, "README key table rows", sect[s] + 1);
+			continue;
+		}
+		for (i = 0; conf_key(i, &name, &def, &sc); i++) {
+			if (!(sc & scope[s]))
+				continue;
+			snprintf(want, sizeof(want), "`%s`", name);
+			found = 0;
+			for (row = t; row != NULL && row < end;
+			    row = strstr(row + 1, "\n|")) {
+				cell2 = strchr(row + 2, '|');
+				if (cell2 == NULL || cell2 > end)
+					break;
+				p = strstr(row, want);
+				if (p == NULL || p > cell2)
+					continue;
+				found = 1;
+				/* A listener row of a global key says "the
+				 * global value"; else the default is shown. */
+				if (def != NULL && !(s == 1 && (sc & CONF_GLOBAL))) {
+					snprintf(got, sizeof(got), "`%s`", def);
+					q = strchr(cell2 + 1, '|');
+					p = strstr(cell2, got);
+					snprintf(msg, sizeof(msg), "README: %s "
+					    "shows its default %s", name, got);
+					check(p != NULL && q != NULL && p < q, msg,
+					    "not in its row");
+				}
+			}
+			snprintf(msg, sizeof(msg), "README: %s has a row in "
+			    "\"%s\"", name, sect[s] + 1);
+			check(found, msg, "missing");
+		}
+		/* Every key a row names exists in this scope. */
+		for (row = t; row != NULL && row < end;
+		    row = strstr(row + 1, "\n|")) {
+			cell2 = strchr(row + 2, '|');
+			for (p = strchr(row + 2, '`'); p != NULL && cell2 &&
+			    p < cell2; p = strchr(q + 1, '`')) {
+				if ((q = strchr(p + 1, '`')) == NULL)
+					break;
+				n = (size_t)(q - p - 1);
+				if (n >= sizeof(got))
+					break;
+				memcpy(got, p + 1, n);
+				got[n] = '\0';
+				found = s == 0 && strcmp(got, "status.listen") == 0;
+				for (i = 0; !found && conf_key(i, &name, &def,
+				    &sc); i++)
+					found = (sc & scope[s]) &&
+					    strcmp(name, got) == 0;
+				snprintf(msg, sizeof(msg), "README: row %s is a "
+				    "key in \"%s\"", got, sect[s] + 1);
+				check(found, msg, "no such key");
+			}
+		}
+	}
+}
+
 #define L "smtp.listen = :2525\nsmtp.upstream = mx.example:25\n"
 
 int
 main(void)
 {
-	static struct conf cf;
+	struct conf *cf;
 	const struct listener *l;
 	char err[1024] = "";
 	const char *good =
@@ -70,30 +166,30 @@ main(void)
 	unsetenv("EDGE_TEST_UNSET");
 	setenv("EDGE_TEST_EMPTY", "", 1);
 	setenv("EDGE_TEST_HOST", "mail.example", 1);
-	if (conf_parse(good, strlen(good), "edge.conf", &cf, err,
-	    sizeof(err)) != 0) {
+	if ((cf = conf_parse(good, strlen(good), "edge.conf", err,
+	    sizeof(err))) == NULL) {
 		printf("FAIL good config: %s\n", err);
 		return 1;
 	}
-	check(cf.nl == 4 && cf.max_conns == 2048, "four listeners, max_conns", "");
-	l = &cf.l[0];
+	check(cf->nl == 4 && cf->max_conns == 2048, "four listeners, max_conns", "");
+	l = &cf->l[0];
 	check(strcmp(l->name, "smtp") == 0 && l->dual &&
 	    strcmp(l->up.host, "stalwart.tail7b1641.ts.net") == 0 &&
 	    strcmp(l->up.port, "25") == 0 && l->proxy == PROXY_V2 &&
 	    l->idle_ms == 600000 && l->connect_ms == 5000 &&
 	    l->prefer == PREFER_IPV4 && !l->up.literal,
 	    "smtp: default expanded, idle overridden", l->up.host);
-	l = &cf.l[1];
+	l = &cf->l[1];
 	check(strcmp(l->up.host, "stalwart.tail7b1641.ts.net") == 0 &&
 	    strcmp(l->up.port, "993") == 0 && l->proxy == PROXY_V1 &&
 	    l->prefer == PREFER_SYSTEM && l->idle_ms == 1800000 && !l->dual,
 	    "imaps: upstream_host used for :993", l->up.host);
-	l = &cf.l[2];
+	l = &cf->l[2];
 	check(strcmp(l->up.host, "2001:db8::1") == 0 && l->up.literal &&
 	    l->up.addr.sa.sa_family == AF_INET6 && l->connect_ms == 250 &&
 	    l->proxy == PROXY_OFF && l->addr.sa.sa_family == AF_INET6,
 	    "web: IPv6 literal upstream, proxy off by default", l->up.host);
-	l = &cf.l[3];
+	l = &cf->l[3];
 	check(strcmp(l->up.port, "1") == 0 && l->up.literal,
 	    "'#' after a blank starts a comment", l->up.port);
 	bad(L "x.listen = :1\nx.upstream = 10.0.0.1:1#x\n", "edge.conf:4: "
@@ -191,8 +287,8 @@ main(void)
 	    "is not a host name or IP address");
 	bad("# nothing here\n", "edge.conf:1: no listener is defined (e.g. "
 	    "smtp.listen = :25 and smtp.upstream = HOST:25)");
-	check(conf_parse(L "x\0 = 1\n", sizeof(L) + 6, "edge.conf", &cf, err,
-	    sizeof(err)) == -1 && strcmp(err, "edge.conf:3: line holds a NUL "
+	check(conf_parse(L "x\0 = 1\n", sizeof(L) + 6, "edge.conf", err,
+	    sizeof(err)) == NULL && strcmp(err, "edge.conf:3: line holds a NUL "
 	    "byte") == 0, "a NUL byte is refused", err);
 
 	/* SNI routes: the issue's syntax, file order, matching rules. */
@@ -229,21 +325,22 @@ main(void)
 		const struct route *r;
 		size_t i;
 
-		if (conf_parse(web, strlen(web), "edge.conf", &cf, err,
-		    sizeof(err)) != 0) {
+		conf_free(cf);
+		if ((cf = conf_parse(web, strlen(web), "edge.conf", err,
+	    sizeof(err))) == NULL) {
 			printf("FAIL sni config: %s\n", err);
 			return 1;
 		}
-		check(cf.nl == 2 && cf.l[0].nr == 5 && cf.l[1].nr == 2 &&
-		    cf.l[0].sni_ms == 5000 && cf.l[1].up.host[0] == '\0',
+		check(cf->nl == 2 && cf->l[0].nr == 5 && cf->l[1].nr == 2 &&
+		    cf->l[0].sni_ms == 5000 && cf->l[1].up.host[0] == '\0',
 		    "sni: five routes, a strict listener without upstream", "");
-		check(strcmp(cf.r[0].t.host, "stalwart.tail7b1641.ts.net") == 0 &&
-		    strcmp(cf.r[0].t.port, "443") == 0 && cf.r[3].t.literal,
+		check(strcmp(cf->r[0].t.host, "stalwart.tail7b1641.ts.net") == 0 &&
+		    strcmp(cf->r[0].t.port, "443") == 0 && cf->r[3].t.literal,
 		    "sni: ${STALWART}:443 expanded, literal route", "");
-		check(strcmp(cf.r[cf.l[1].r0 + 1].t.host, "mx.example") == 0,
+		check(strcmp(cf->r[cf->l[1].r0 + 1].t.host, "mx.example") == 0,
 		    "sni: a :PORT route takes upstream_host", "");
 		for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-			r = conf_route(&cf, &cf.l[0], m[i].name);
+			r = conf_route(cf, &cf->l[0], m[i].name);
 			check(m[i].want == NULL ? r == NULL : r != NULL &&
 			    strcmp(r->text, m[i].want) == 0, m[i].name,
 			    r ? r->text : "(none)");
@@ -300,20 +397,21 @@ main(void)
 		union sa a;
 		size_t i;
 
-		if (conf_parse(ops, strlen(ops), "edge.conf", &cf, err,
-		    sizeof(err)) != 0) {
+		conf_free(cf);
+		if ((cf = conf_parse(ops, strlen(ops), "edge.conf", err,
+	    sizeof(err))) == NULL) {
 			printf("FAIL ops config: %s\n", err);
 			return 1;
 		}
-		check(cf.drain_ms == 3000 && cf.user.set && cf.user.uid ==
-		    65534 && cf.user.gid == 65533 && cf.user.name[0] == '\0',
+		check(cf->drain_ms == 3000 && cf->user.set && cf->user.uid ==
+		    65534 && cf->user.gid == 65533 && cf->user.name[0] == '\0',
 		    "drain_timeout, numeric user:group", "");
-		check(cf.status && cf.nl == 2 &&
-		    cf.status_addr.in.sin_port == htons(9901),
+		check(cf->status && cf->nl == 2 &&
+		    cf->status_addr.in.sin_port == htons(9901),
 		    "status.listen is not a listener", "");
-		check(cf.l[0].nc == 4 && cf.l[0].nallow == 3 &&
-		    cf.l[0].max_per_ip == 3 && cf.l[1].nc == 2 &&
-		    cf.l[1].nallow == 0 && cf.l[1].max_per_ip == 0,
+		check(cf->l[0].nc == 4 && cf->l[0].nallow == 3 &&
+		    cf->l[0].max_per_ip == 3 && cf->l[1].nc == 2 &&
+		    cf->l[1].nallow == 0 && cf->l[1].max_per_ip == 0,
 		    "allow and deny lists, max_conns_per_ip", "");
 		for (i = 0; i < sizeof(acl) / sizeof(acl[0]); i++) {
 			memset(&a, 0, sizeof(a));
@@ -322,11 +420,12 @@ main(void)
 			else if (inet_pton(AF_INET6, acl[i].a,
 			    &a.in6.sin6_addr) == 1)
 				a.sa.sa_family = AF_INET6;
-			check(conf_allowed(&cf, &cf.l[acl[i].l], &a) ==
+			check(conf_allowed(cf, &cf->l[acl[i].l], &a) ==
 			    acl[i].ok, acl[i].a, acl[i].ok ? "should pass" :
 			    "should be refused");
 		}
 	}
+	conf_free(cf);
 	bad(L "drain_timeout = 0\n", NULL);
 	bad(L "user = nobody\n", NULL);
 	bad(L "user = 0\n", "edge.conf:3: user: \"0\" is root; leave user "
@@ -357,6 +456,8 @@ main(void)
 	    "edge.conf:4: status.listen: already set on line 3");
 	bad("status.listen = 127.0.0.1:9901\n", "edge.conf:1: no listener is "
 	    "defined (e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
+
+	readme_tables();
 
 	printf("%s: %d failed\n", __FILE__, fails);
 	return fails != 0;
