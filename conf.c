@@ -13,24 +13,19 @@
  *   edge.conf:12: smtp.idle_timeout: "30x" is not a duration (e.g. 30m, 1800s)
  *
  * A parsed config is one allocation, sized to what the file holds: the
- * struct, its listeners, routes, allow/deny entries and strings.  It
- * touches no socket and no global state.
+ * struct, its listeners, routes, allow/deny entries and strings.  It does
+ * no I/O (edge.c reads the file) and touches no global state.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "edge.h"
 
-#define CONF_MAX_SIZE	(1024 * 1024)
 #define VAL_MAX_LEN	512
 #define MAX_CONNS_LIMIT	1000000
-#define DURATION_MAX_MS	(7LL * 24 * 3600 * 1000)
 
 /* The value kinds, each with one parser and one stored type. */
 enum kind {
@@ -52,7 +47,8 @@ struct name {
 };
 
 static const struct name proxy_names[] = {
-	{ "v2", PROXY_V2 }, { "v1", PROXY_V1 }, { "off", PROXY_OFF }, { NULL, 0 }
+	{ "v2", PROXY_V2 }, { "v1", PROXY_V1 }, { "off", PROXY_OFF },
+	{ NULL, 0 }
 };
 static const struct name prefer_names[] = {
 	{ "ipv4", PREFER_IPV4 }, { "ipv6", PREFER_IPV6 },
@@ -69,7 +65,8 @@ enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 
 /*
  * scope: CONF_GLOBAL, CONF_LISTENER or both (a global value is the
- * default of every listener that does not set its own).  A key that may
+ * default of every listener that does not set its own); CONF_STATUS for
+ * status.listen.  A key that may
  * appear in a listener lands in struct listener at off; a global-only key
  * lands in struct conf at off.  def is the default as it would be written
  * in a file (NULL: none).  show: part of the listener's description line.
@@ -80,12 +77,12 @@ static const struct key {
 	int scope;
 	size_t off;
 	const char *def;
-	int zero_ok;			/* a duration or count of 0 means "off" */
+	int zero_ok;			/* a value of 0 means "off" */
 	const struct name *names;	/* K_ENUM */
 	int show;
 } keys[NKEYS] = {
-	[K_LISTEN_ID] = { "listen", K_LISTEN, CONF_LISTENER, IN_L(addr),
-	    NULL, 0, NULL, 0 },
+	[K_LISTEN_ID] = { "listen", K_LISTEN, CONF_LISTENER | CONF_STATUS,
+	    IN_L(addr), NULL, 0, NULL, 0 },
 	[K_UPSTREAM_ID] = { "upstream", K_UPSTREAM, CONF_LISTENER, IN_L(up),
 	    NULL, 0, NULL, 0 },
 	[K_SNI_ID] = { "sni", K_SNI, CONF_LISTENER, 0, NULL, 0, NULL, 0 },
@@ -121,8 +118,8 @@ struct group {
 	char name[NAME_MAX_LEN];
 	int line;			/* first line naming it */
 	int set[NKEYS];			/* line of each key, 0: not set */
-	const char *listen_text;	/* the values as written, for messages */
-	const char *up_text;
+	const char *listen_text;	/* as written, for messages */
+	const char *up_text;		/* as written, for messages */
 	int nroutes;
 	struct listener l;
 };
@@ -162,8 +159,7 @@ struct parser {
 	int nrr;
 	struct rawcidr rc[MAX_CIDRS];	/* allow and deny entries */
 	int nrc;
-	int status_line;		/* status.listen */
-	const char *status_text;
+	struct group status;		/* status.listen, not a listener */
 	struct chunk *strs;
 };
 
@@ -182,218 +178,6 @@ fail(struct parser *P, int line, const char *key, const char *fmt, ...)
 	else
 		snprintf(P->err, P->errlen, "%s:%d: %s", P->fname, line, msg);
 	return -1;
-}
-
-static int
-isvarch(int ch, int first)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    ch == '_' || (!first && ch >= '0' && ch <= '9');
-}
-
-/* Expand ${VAR} and ${VAR:-default} from in into out. */
-static int
-expand(struct parser *P, const char *in, char *out, size_t outsz)
-{
-	const char *p = in, *name, *def, *val, *end;
-	size_t o = 0, namelen, vlen;
-	char var[128];
-
-	while (*p != '\0') {
-		if (p[0] != '$' || p[1] != '{') {
-			if (o + 1 >= outsz)
-				goto toolong;
-			out[o++] = *p++;
-			continue;
-		}
-		name = p + 2;
-		for (end = name; isvarch((unsigned char)*end, end == name); end++)
-			;
-		namelen = (size_t)(end - name);
-		if (namelen == 0 || namelen >= sizeof(var))
-			return fail(P, P->line, P->key,
-			    "bad variable name after \"${\" in \"%s\"", in);
-		memcpy(var, name, namelen);
-		var[namelen] = '\0';
-		def = NULL;
-		if (end[0] == ':' && end[1] == '-') {
-			def = end + 2;
-			if ((end = strchr(def, '}')) == NULL)
-				return fail(P, P->line, P->key,
-				    "unterminated \"${%s:-\"", var);
-		} else if (*end != '}') {
-			return fail(P, P->line, P->key,
-			    "unterminated or malformed \"${%s\"", var);
-		}
-		val = getenv(var);
-		if (val != NULL && (*val != '\0' || def == NULL)) {
-			vlen = strlen(val);
-		} else if (def != NULL) {
-			val = def;
-			vlen = (size_t)(end - def);
-		} else {
-			return fail(P, P->line, P->key,
-			    "${%s} is not set (write ${%s:-default} to give "
-			    "a default)", var, var);
-		}
-		if (o + vlen >= outsz)
-			goto toolong;
-		memcpy(out + o, val, vlen);
-		o += vlen;
-		p = end + 1;
-	}
-	out[o] = '\0';
-	return 0;
-toolong:
-	return fail(P, P->line, P->key, "value is longer than %d bytes",
-	    (int)outsz - 1);
-}
-
-/* Decimal digits only, at most max; returns -1 on anything else. */
-static int64_t
-number(const char *s, size_t n, int64_t max)
-{
-	int64_t v = 0;
-	size_t i;
-
-	if (n == 0 || n > 18)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v <= max ? v : -1;
-}
-
-static int
-parse_duration(const char *s, int64_t *ms)
-{
-	static const struct { const char *u; int64_t mul; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "", 1000 },
-	};
-	size_t n = strspn(s, "0123456789"), i;
-	int64_t v;
-
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(s + n, units[i].u) != 0)
-			continue;
-		v = number(s, n, DURATION_MAX_MS);
-		if (v == -1 || v > DURATION_MAX_MS / units[i].mul)
-			return -1;
-		*ms = v * units[i].mul;
-		return 0;
-	}
-	return -1;
-}
-
-static int
-parse_port(const char *s, int min, char out[6])
-{
-	int64_t v = number(s, strlen(s), 65535);
-
-	if (v < min)
-		return -1;
-	snprintf(out, 6, "%d", (int)v);
-	return 0;
-}
-
-/*
- * A DNS name: letters, digits, '-', '_' and '.', 1 to 253 bytes, no empty
- * label (a single trailing dot is allowed).
- */
-static int
-valid_name(const char *s)
-{
-	size_t n = strlen(s), i;
-
-	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-' ||
-	    strstr(s, "..") != NULL)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isvarch((unsigned char)s[i], 0) && s[i] != '-' &&
-		    s[i] != '.')
-			return 0;
-	return 1;
-}
-
-/* Lower-case a name and drop one trailing dot, in place. */
-static void
-fold(char *s)
-{
-	size_t n = strlen(s);
-
-	for (; *s != '\0'; s++)
-		if (*s >= 'A' && *s <= 'Z')
-			*s = (char)(*s - 'A' + 'a');
-	if (n > 1 && s[-1] == '.')
-		s[-1] = '\0';
-}
-
-/* An allow or deny entry.  Bits set past the prefix are an error:
- * "10.0.0.1/8" is likely a typo. */
-static int
-parse_cidr(struct parser *P, const char *s, struct cidr *c)
-{
-	switch (cidr_parse(s, c)) {
-	case CIDR_OK:
-		return 0;
-	case CIDR_HOST_BITS:
-		return fail(P, P->line, P->key, "\"%s\" has bits set past /%d "
-		    "(the network is written with them zero)", s, c->bits);
-	case CIDR_BAD:
-		break;
-	}
-	return fail(P, P->line, P->key, "\"%s\" is not an address or CIDR "
-	    "(e.g. 100.64.0.0/10, fd7a:115c:a1e0::/48)", s);
-}
-
-/* "NAME" or "UID" or "UID:GID"; a name is looked up when dropping. */
-static int
-parse_user(struct parser *P, const char *s, struct runas *u)
-{
-	const char *colon = strchr(s, ':');
-	size_t n = colon ? (size_t)(colon - s) : strlen(s), i;
-
-	memset(u, 0, sizeof(*u));
-	u->set = 1;
-	u->gid = -1;
-	if (n > 0 && strspn(s, "0123456789") == n) {
-		u->uid = (long)number(s, n, 2147483646);
-		if (colon != NULL)
-			u->gid = (long)number(colon + 1, strlen(colon + 1),
-			    2147483646);
-		if (u->uid < 0 || (colon != NULL && u->gid < 0))
-			return fail(P, P->line, P->key, "\"%s\" is not a "
-			    "user name, UID or UID:GID", s);
-		if (u->uid == 0)
-			return fail(P, P->line, P->key, "\"%s\" is root; "
-			    "leave user unset to keep running as root", s);
-		return 0;
-	}
-	for (i = 0; s[i] != '\0'; i++)
-		if (!isvarch((unsigned char)s[i], 0) && s[i] != '-' &&
-		    s[i] != '.')
-			break;
-	if (s[i] != '\0' || i >= sizeof(u->name) || s[0] == '-')
-		return fail(P, P->line, P->key, "\"%s\" is not a user "
-		    "name, UID or UID:GID", s);
-	memcpy(u->name, s, i + 1);
-	return 0;
-}
-
-static int
-valid_group_name(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n >= NAME_MAX_LEN)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isvarch((unsigned char)s[i], 0) && s[i] != '-')
-			return 0;
-	return 1;
 }
 
 /* Keep n bytes of s, with a NUL, until the parse ends; NULL on ENOMEM. */
@@ -422,56 +206,21 @@ keep(struct parser *P, const char *s, size_t n)
 	return p;
 }
 
+/* A problem found by val.c: say where. */
 static int
-parse_listen(struct parser *P, const char *s, union sa *addr, int *dual)
+bad(struct parser *P, const char *why)
 {
-	char host[HOST_MAX_LEN], port[6];
-	const char *p;
-
-	if (sa_split(s, host, sizeof(host), &p) == -1)
-		return fail(P, P->line, P->key, "\"%s\" is not an address "
-		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
-	if (parse_port(p, 0, port) == -1)
-		return fail(P, P->line, P->key,
-		    "\"%s\" is not a port (0-65535)", p);
-	*dual = host[0] == '\0' || strcmp(host, "*") == 0;
-	if (*dual) {
-		/* Bound as [::] with IPV6_V6ONLY off, or 0.0.0.0 without v6. */
-		sa_literal("::", port, addr);
-		return 0;
-	}
-	if (sa_literal(host, port, addr) == -1 || (s[0] == '[') !=
-	    (addr->sa.sa_family == AF_INET6))
-		return fail(P, P->line, P->key, "\"%s\" is not an address "
-		    "(use :PORT, IPv4:PORT or [IPv6]:PORT)", s);
-	return 0;
+	return fail(P, P->line, P->key, "%s", why);
 }
 
 static int
 parse_upstream(struct parser *P, const char *s, struct target *t)
 {
-	char host[HOST_MAX_LEN];
-	const char *port;
+	char host[HOST_MAX_LEN], why[VAL_MAX_LEN + 128];
 
-	memset(t, 0, sizeof(*t));
-	if (sa_split(s, host, sizeof(host), &port) == -1)
-		return fail(P, P->line, P->key, "\"%s\" is not HOST:PORT "
-		    "(or :PORT with upstream_host)", s);
-	if (parse_port(port, 1, t->port) == -1)
-		return fail(P, P->line, P->key,
-		    "\"%s\" is not a port (1-65535)", port);
-	if ((t->host = keep(P, host, strlen(host))) == NULL)
-		return -1;
-	if (host[0] == '\0')
-		return 0;
-	if (sa_literal(host, t->port, &t->addr) == 0) {
-		t->literal = 1;
-		return 0;
-	}
-	if (s[0] == '[' || !valid_name(host))
-		return fail(P, P->line, P->key, "\"%s\" is not a host name "
-		    "or IP address", host);
-	return 0;
+	if (val_target(s, t, host, sizeof(host), why, sizeof(why)) == -1)
+		return bad(P, why);
+	return (t->host = keep(P, host, strlen(host))) == NULL ? -1 : 0;
 }
 
 /* "PATTERN HOST:PORT": an exact name, *.suffix or prefix.* */
@@ -479,37 +228,19 @@ static int
 parse_sni(struct parser *P, const char *s, struct rawroute *rr)
 {
 	struct route *r = &rr->r;
-	static const char how[] = "(use name, *.suffix or prefix.*, then "
-	    "HOST:PORT)";
 	size_t n = strcspn(s, " \t");
 	const char *up = s + n + strspn(s + n, " \t");
-	char pat[HOST_MAX_LEN];
+	char pat[HOST_MAX_LEN], why[VAL_MAX_LEN + 128];
 
 	if (n >= sizeof(pat) || *up == '\0')
 		return fail(P, P->line, P->key, "\"%s\" is not PATTERN "
-		    "HOST:PORT %s", s, how);
+		    "HOST:PORT (use name, *.suffix or prefix.*, then "
+		    "HOST:PORT)", s);
 	if ((r->text = keep(P, s, n)) == NULL)
 		return -1;
-	if (n > 2 && memcmp(s, "*.", 2) == 0) {
-		r->kind = R_SUFFIX;
-		memcpy(pat, s + 2, n - 2);
-		pat[n - 2] = '\0';
-	} else if (n > 2 && memcmp(s + n - 2, ".*", 2) == 0) {
-		r->kind = R_PREFIX;
-		memcpy(pat, s, n - 2);
-		pat[n - 2] = '\0';
-		if (strchr(pat, '.') != NULL)
-			return fail(P, P->line, P->key, "\"%s\": a prefix "
-			    "pattern is one label, then .*", r->text);
-	} else {
-		r->kind = R_EXACT;
-		memcpy(pat, s, n);
-		pat[n] = '\0';
-	}
-	fold(pat);
-	if (!valid_name(pat) || strchr(pat, '*') != NULL)
-		return fail(P, P->line, P->key, "\"%s\" is not a pattern %s",
-		    r->text, how);
+	if (val_pattern(r->text, &r->kind, pat, sizeof(pat), why,
+	    sizeof(why)) == -1)
+		return bad(P, why);
 	if ((r->pat = keep(P, pat, strlen(pat))) == NULL ||
 	    (rr->up = keep(P, up, strlen(up))) == NULL)
 		return -1;
@@ -533,32 +264,17 @@ static int
 parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 {
 	const struct name *nm;
-	char list[128], host[HOST_MAX_LEN];
-	size_t n = strlen(s);
-	union sa a;
-	int64_t v;
-	int iv;
+	char list[128], host[HOST_MAX_LEN], why[VAL_MAX_LEN + 128];
+	int r = -1;
 
 	switch (k->kind) {
 	case K_DURATION:
-		if (parse_duration(s, &v) == -1)
-			return fail(P, P->line, P->key, "\"%s\" is not a "
-			    "duration (e.g. 30m, 1800s, 500ms; at most 7 days)",
-			    s);
-		if (v == 0 && !k->zero_ok)
-			return fail(P, P->line, P->key,
-			    "\"%s\" must be more than 0", s);
-		memcpy(dst, &v, sizeof(v));
-		return 0;
+		r = val_duration(s, k->zero_ok, dst, why, sizeof(why));
+		break;
 	case K_COUNT:
-		v = number(s, n, MAX_CONNS_LIMIT);
-		if (v < !k->zero_ok)
-			return fail(P, P->line, P->key, "\"%s\" is not a "
-			    "number from %d to %d", s, !k->zero_ok,
-			    MAX_CONNS_LIMIT);
-		iv = (int)v;
-		memcpy(dst, &iv, sizeof(iv));
-		return 0;
+		r = val_count(s, !k->zero_ok, MAX_CONNS_LIMIT, dst, why,
+		    sizeof(why));
+		break;
 	case K_ENUM:
 		for (nm = k->names; nm->name != NULL; nm++)
 			if (strcmp(s, nm->name) == 0) {
@@ -569,31 +285,21 @@ parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 		return fail(P, P->line, P->key, "\"%s\" is not one of %s", s,
 		    list);
 	case K_USER:
-		return parse_user(P, s, dst);
+		r = val_user(s, dst, why, sizeof(why));
+		break;
 	case K_UPSTREAM:
 		return parse_upstream(P, s, dst);
 	case K_HOST:
-		if (n >= sizeof(host))
-			return fail(P, P->line, P->key, "\"%s\" is too long", s);
-		if (s[0] == '[' && s[n - 1] == ']') {
-			memcpy(host, s + 1, n - 2);
-			host[n - 2] = '\0';
-		} else {
-			memcpy(host, s, n + 1);
-		}
-		if (sa_literal(host, "0", &a) == -1 && !valid_name(host))
-			return fail(P, P->line, P->key, "\"%s\" is not a host "
-			    "name or IP address", s);
-		if ((*(const char **)dst = keep(P, host, strlen(host))) ==
-		    NULL)
-			return -1;
-		return 0;
+		if (val_host(s, host, sizeof(host), why, sizeof(why)) == -1)
+			break;
+		return (*(const char **)dst = keep(P, host, strlen(host))) ==
+		    NULL ? -1 : 0;
 	case K_LISTEN:
 	case K_SNI:
 	case K_CIDRS:
-		break;	/* parse_line() handles these itself */
+		return -1;	/* parse_line() handles these itself */
 	}
-	return -1;
+	return r == 0 ? 0 : bad(P, why);
 }
 
 static struct group *
@@ -631,58 +337,33 @@ key_list(int scope, char *out, size_t n)
 			    o ? ", " : "", keys[i].name);
 }
 
-/* "status" is not a listener: status.listen places the status endpoint. */
-static int
-parse_status(struct parser *P, const char *k, const char *v)
-{
-	char value[VAL_MAX_LEN];
-
-	if (strcmp(k, "listen") != 0)
-		return fail(P, P->line, P->key, "unknown key (\"status\" is "
-		    "reserved for the status endpoint; its one key is "
-		    "status.listen)");
-	if (P->status_line != 0)
-		return fail(P, P->line, P->key, "already set on line %d",
-		    P->status_line);
-	if (expand(P, v, value, sizeof(value)) == -1)
-		return -1;
-	if (value[0] == '\0')
-		return fail(P, P->line, P->key, "empty value");
-	if (parse_listen(P, value, &P->cf.status_addr, &P->cf.status_dual)
-	    == -1 || (P->status_text = keep(P, value, strlen(value))) == NULL)
-		return -1;
-	P->cf.status = 1;
-	P->status_line = P->line;
-	return 0;
-}
-
 /* The entries of an allow or deny line, appended to the listener's. */
 static int
 parse_cidrs(struct parser *P, struct group *g, int deny, char *value)
 {
-	char *p;
+	char *p, why[VAL_MAX_LEN + 128];
 
 	for (p = strtok(value, " \t"); p; p = strtok(NULL, " \t")) {
 		if (P->nrc == MAX_CIDRS)
 			return fail(P, P->line, P->key, "more than %d allow "
 			    "and deny entries", MAX_CIDRS);
-		if (parse_cidr(P, p, &P->rc[P->nrc].c) == -1)
-			return -1;
+		if (val_cidr(p, &P->rc[P->nrc].c, why, sizeof(why)) == -1)
+			return bad(P, why);
 		P->rc[P->nrc].c.deny = (unsigned char)deny;
 		P->rc[P->nrc++].group = (int)(g - P->g);
 	}
 	return 0;
 }
 
+/*
+ * Strip the comment and split "key = value" in place.  Returns 1 with the
+ * key in P->key and the value in *v, 0 for a blank line, -1 on an error.
+ */
 static int
-parse_line(struct parser *P, char *line)
+split_line(struct parser *P, char *line, char **v)
 {
-	char *eq, *k, *v, *dot, *p, value[VAL_MAX_LEN], known[256];
-	const struct key *kd = NULL;
-	struct group *g = &P->global;
-	int i, scope = CONF_GLOBAL;
-	size_t n, namelen = 0;
-	void *dst;
+	char *eq, *k, *p, *val;
+	size_t n;
 
 	/* A '#' starts a comment at the line's start or after a blank. */
 	for (p = line; *p != '\0'; p++)
@@ -698,28 +379,51 @@ parse_line(struct parser *P, char *line)
 	if ((eq = strchr(k, '=')) == NULL)
 		return fail(P, P->line, NULL,
 		    "\"%s\": expected key = value", k);
-	for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
+	for (val = eq + 1; *val == ' ' || *val == '\t'; val++)
 		;
 	for (p = eq; p > k && (p[-1] == ' ' || p[-1] == '\t'); p--)
 		;
 	*p = '\0';
 	n = strlen(k);
 	if (n == 0)
-		return fail(P, P->line, NULL, "\"= %s\": missing key", v);
+		return fail(P, P->line, NULL, "\"= %s\": missing key", val);
 	if (n >= sizeof(P->key))
 		return fail(P, P->line, NULL, "key is too long");
 	memcpy(P->key, k, n + 1);
+	*v = val;
+	return 1;
+}
 
+static int
+parse_line(struct parser *P, char *line)
+{
+	char *k, *v = NULL, *dot, value[VAL_MAX_LEN], known[256];
+	char why[VAL_MAX_LEN + 128];
+	const struct key *kd = NULL;
+	struct group *g = &P->global;
+	int i, r, scope = CONF_GLOBAL;
+	size_t namelen = 0;
+	void *dst;
+
+	if ((r = split_line(P, line, &v)) <= 0)
+		return r;
+	k = P->key;
 	if ((dot = strchr(k, '.')) != NULL) {
-		if (!valid_group_name(k, (size_t)(dot - k)))
+		if (!val_listener_name(k, (size_t)(dot - k)))
 			return fail(P, P->line, P->key, "bad listener name "
 			    "(letters, digits, '_' and '-', at most %d)",
 			    NAME_MAX_LEN - 1);
 		scope = CONF_LISTENER;
 		namelen = (size_t)(dot - k);
 		k = dot + 1;
-		if (namelen == 6 && memcmp(P->key, "status", 6) == 0)
-			return parse_status(P, k, v);
+		if (namelen == 6 && memcmp(P->key, "status", 6) == 0) {
+			if (strcmp(k, "listen") != 0)
+				return fail(P, P->line, P->key, "unknown key "
+				    "(\"status\" is reserved for the status "
+				    "endpoint; its one key is status.listen)");
+			scope = CONF_STATUS;
+			g = &P->status;
+		}
 	}
 	for (i = 0; i < NKEYS; i++)
 		if (strcmp(keys[i].name, k) == 0 && (keys[i].scope & scope))
@@ -739,8 +443,8 @@ parse_line(struct parser *P, char *line)
 	if (kd->kind == K_SNI && P->nrr == MAX_ROUTES)
 		return fail(P, P->line, P->key, "more than %d sni routes",
 		    MAX_ROUTES);
-	if (expand(P, v, value, sizeof(value)) == -1)
-		return -1;
+	if (val_expand(v, value, sizeof(value), why, sizeof(why)) == -1)
+		return bad(P, why);
 	if (value[0] == '\0' && kd->kind != K_SNI)
 		return fail(P, P->line, P->key, "empty value");
 	switch (kd->kind) {
@@ -754,8 +458,10 @@ parse_line(struct parser *P, char *line)
 		g->nroutes++;
 		return 0;
 	case K_LISTEN:
-		if (parse_listen(P, value, &g->l.addr, &g->l.dual) == -1 ||
-		    (g->listen_text = keep(P, value, strlen(value))) == NULL)
+		if (val_listen(value, &g->l.addr, &g->l.dual, why,
+		    sizeof(why)) == -1)
+			return bad(P, why);
+		if ((g->listen_text = keep(P, value, strlen(value))) == NULL)
 			return -1;
 		break;
 	default:
@@ -878,6 +584,10 @@ finish(struct parser *P)
 	if (P->ng == 0)
 		return fail(P, P->line, NULL, "no listener is defined "
 		    "(e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
+	if ((P->cf.status = P->status.set[K_LISTEN_ID] != 0)) {
+		P->cf.status_addr = P->status.l.addr;
+		P->cf.status_dual = P->status.l.dual;
+	}
 	for (i = 0; i < P->ng; i++) {
 		g = &P->g[i];
 		snprintf(key, sizeof(key), "%s.listen", g->name);
@@ -893,11 +603,12 @@ finish(struct parser *P)
 				    g->listen_text, h->name,
 				    h->set[K_LISTEN_ID]);
 		}
-		if (P->status_line != 0 && overlaps(&g->l.addr, g->l.dual,
-		    &P->cf.status_addr, P->cf.status_dual))
-			return fail(P, P->status_line, "status.listen",
+		h = &P->status;
+		if (h->set[K_LISTEN_ID] != 0 && overlaps(&g->l.addr,
+		    g->l.dual, &h->l.addr, h->l.dual))
+			return fail(P, h->set[K_LISTEN_ID], "status.listen",
 			    "\"%s\" is already used by %s (line %d)",
-			    P->status_text, g->name, g->set[K_LISTEN_ID]);
+			    h->listen_text, g->name, g->set[K_LISTEN_ID]);
 		snprintf(key, sizeof(key), "%s.upstream", g->name);
 		if (g->set[K_UPSTREAM_ID] == 0 && g->nroutes == 0)
 			return fail(P, g->line, key, "not set (a listener "
@@ -1066,47 +777,6 @@ out:
 }
 
 struct conf *
-conf_load(const char *path, char *err, size_t errlen)
-{
-	struct conf *cf = NULL;
-	char *buf;
-	size_t n = 0;
-	ssize_t r;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY)) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if ((buf = malloc(CONF_MAX_SIZE)) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	while (n < CONF_MAX_SIZE) {
-		r = read(fd, buf + n, CONF_MAX_SIZE - n);
-		if (r == 0)
-			break;
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		n += (size_t)r;
-	}
-	if (n == CONF_MAX_SIZE)
-		snprintf(err, errlen, "%s: larger than %d bytes", path,
-		    CONF_MAX_SIZE - 1);
-	else
-		cf = conf_parse(buf, n, path, err, errlen);
-out:
-	close(fd);
-	free(buf);
-	return cf;
-}
-
-struct conf *
 conf_hold(struct conf *cf)
 {
 	cf->refs++;
@@ -1205,8 +875,9 @@ conf_describe(const struct listener *l, char *out, size_t n)
 		o += (size_t)snprintf(out + o, n - o, " %s=%s", k->name, v);
 	}
 	if ((l->nc > 0 || l->max_per_ip > 0) && o < n)
-		snprintf(out + o, n - o, " allow=%d deny=%d max_conns_per_ip=%d",
-		    l->nallow, l->nc - l->nallow, l->max_per_ip);
+		snprintf(out + o, n - o, " allow=%d deny=%d "
+		    "max_conns_per_ip=%d", l->nallow, l->nc - l->nallow,
+		    l->max_per_ip);
 }
 
 static int

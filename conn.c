@@ -20,9 +20,9 @@
 
 #include "edge.h"
 
-#define PEEK_MAX	(16 * 1024)	/* bytes held looking for a ClientHello */
+#define PEEK_MAX	(16 * 1024)	/* bytes held looking for a hello */
 #ifndef PUMP_ROUNDS
-#define PUMP_ROUNDS	8		/* buffers moved per side per turn, at most */
+#define PUMP_ROUNDS	8		/* buffers per side per turn, at most */
 #endif
 
 enum cstate {
@@ -332,7 +332,8 @@ conn_retry_log(const struct conn *c)
 	stats_connect_failed(c->sid);
 	if (c->ai + 1 < c->an)
 		log_msg("retry l=%s c=%s u=%s err=\"%s\"", c->l->name,
-		    sa_fmt(&c->cli, a, sizeof(a)), sa_fmt(&c->ups, u, sizeof(u)),
+		    sa_fmt(&c->cli, a, sizeof(a)),
+		    sa_fmt(&c->ups, u, sizeof(u)),
 		    c->err == ELOOP ? loopmsg : strerror(c->err));
 }
 

@@ -21,6 +21,8 @@
 
 #include "edge.h"
 
+#define CONF_MAX_SIZE	(1024 * 1024)
+
 static const char *confpath = "/etc/edge/edge.conf";
 static struct conf *running;	/* the config new connections get (held) */
 static int sigp[2];		/* self-pipe for signals */
@@ -28,6 +30,28 @@ static int resfd;		/* resolver wakeup */
 static int draining;		/* SIGTERM: no new connections */
 static int64_t drain_end;
 static int stop;
+
+/* The config file, read and parsed; NULL with the message in err. */
+static struct conf *
+load(char *err, size_t errlen)
+{
+	struct conf *cf;
+	char *text;
+	size_t n;
+
+	if ((text = sys_read_file(confpath, CONF_MAX_SIZE, &n)) == NULL) {
+		if (errno == EFBIG)
+			snprintf(err, errlen, "%s: larger than %d bytes",
+			    confpath, CONF_MAX_SIZE - 1);
+		else
+			snprintf(err, errlen, "%s: %s", confpath,
+			    strerror(errno));
+		return NULL;
+	}
+	cf = conf_parse(text, n, confpath, err, errlen);
+	free(text);
+	return cf;
+}
 
 static void
 on_signal(int sig)
@@ -54,7 +78,7 @@ reload(void)
 	char err[1024];
 	int bad;
 
-	if ((nc = conf_load(confpath, err, sizeof(err))) == NULL ||
+	if ((nc = load(err, sizeof(err))) == NULL ||
 	    (bad = listen_reload(nc, err, sizeof(err))) == -1) {
 		log_msg("reload failed: %s; still running the old config", err);
 		conf_free(nc);
@@ -354,7 +378,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(2);
-	if ((running = conf_load(confpath, err, sizeof(err))) == NULL)
+	if ((running = load(err, sizeof(err))) == NULL)
 		log_die(2, "%s", err);
 	if (test) {
 		for (i = 0; i < running->nl; i++)

@@ -16,6 +16,7 @@
  *   sys.c  log.c                 socket helpers and the clock; the log
  *   conf.c proxyv2.c sni.c       parsers of the config, PROXY headers and
  *                                the ClientHello: pure
+ *   val.c                        the config's typed values: pure
  *   addr.c                       addresses and networks: pure
  *
  * Each file keeps its state in its own statics; the only way in is its
@@ -144,9 +145,9 @@ struct listener {
 	int64_t dns_ms;			/* whole lookup */
 	int64_t idle_ms;		/* 0: no idle timeout */
 	int64_t sni_ms;			/* to receive the ClientHello */
-	int c0, nc;			/* its allow/deny: conf.c[c0 .. c0+nc) */
+	int c0, nc;			/* allow/deny: conf.c[c0 .. c0+nc) */
 	int nallow;			/* how many of those are allow */
-	int max_per_ip;			/* concurrent per client address; 0 off */
+	int max_per_ip;			/* at once per client address; 0 off */
 };
 
 /* user = NAME | UID[:GID]: who to run as after binding. */
@@ -177,7 +178,7 @@ struct conf {
  * conf_parse(text, n, fname, err, errlen): the config in the n bytes of
  * text (named fname in messages), with one reference (the caller's); NULL
  * with one line "fname:line: key: problem" in err.  Reads the environment
- * for ${VAR}.  conf_load(path, err, errlen): read path and parse it.
+ * for ${VAR}.
  * conf_hold(cf): one more reference; returns cf.  conf_free(cf): drop one;
  * the last frees it.  NULL is a no-op.
  * conf_route(cf, l, name): the first of l's routes, in file order, that
@@ -190,14 +191,14 @@ struct conf {
  * of nc differs from o of oc, "upstream,idle_timeout"; moved: the listen
  * socket is not the same.
  * conf_key(i, &name, &def, &scope): the i-th key of the key table (def
- * NULL: no default; scope: CONF_GLOBAL and/or CONF_LISTENER); 0 past the
- * end.
+ * NULL: no default; scope: CONF_GLOBAL, CONF_LISTENER, CONF_STATUS, or
+ * more than one); 0 past the end.
  */
 #define CONF_GLOBAL	1
 #define CONF_LISTENER	2
+#define CONF_STATUS	4		/* status.listen */
 struct conf *conf_parse(const char *text, size_t n, const char *fname,
     char *err, size_t errlen);
-struct conf *conf_load(const char *path, char *err, size_t errlen);
 struct conf *conf_hold(struct conf *cf);
 void conf_free(struct conf *cf);
 const struct route *conf_route(const struct conf *cf,
@@ -209,6 +210,38 @@ void conf_diff(const struct conf *oc, const struct listener *o,
     const struct conf *nc, const struct listener *n, int moved, char *out,
     size_t sz);
 int conf_key(int i, const char **name, const char **def, int *scope);
+
+/*
+ * val.c: the typed values of the config file, pure.  Each returns 0, or -1
+ * with the problem in why[n] ("\"30x\" is not a duration (e.g. ...)").
+ * val_expand(in, out, outsz, ...): ${VAR} and ${VAR:-default} from the
+ * environment.  val_duration(s, zero_ok, &ms, ...): "30m", "1800s",
+ * "500ms", at most 7 days.  val_count(s, min, max, &v, ...).
+ * val_listen(s, &addr, &dual, ...): ":PORT", "IPv4:PORT", "[IPv6]:PORT".
+ * val_target(s, t, host, hostsz, ...): "HOST:PORT" or ":PORT" into t, the
+ * host into host (t->host is left to the caller).  val_host(s, host,
+ * hostsz, ...): a name or literal, brackets removed.  val_pattern(s,
+ * &kind, pat, patsz, ...): an SNI pattern, folded.  val_user(s, u, ...).
+ * val_cidr(s, c, ...).  val_listener_name(s, n): may the n bytes of s
+ * name a listener?
+ */
+int val_expand(const char *in, char *out, size_t outsz, char *why,
+    size_t n);
+int val_duration(const char *s, int zero_ok, int64_t *ms, char *why,
+    size_t n);
+int val_count(const char *s, int min, int max, int *v, char *why,
+    size_t n);
+int val_listen(const char *s, union sa *addr, int *dual, char *why,
+    size_t n);
+int val_target(const char *s, struct target *t, char *host, size_t hostsz,
+    char *why, size_t n);
+int val_host(const char *s, char *host, size_t hostsz, char *why,
+    size_t n);
+int val_pattern(const char *s, enum route_kind *kind, char *pat,
+    size_t patsz, char *why, size_t n);
+int val_user(const char *s, struct runas *u, char *why, size_t n);
+int val_cidr(const char *s, struct cidr *c, char *why, size_t n);
+int val_listener_name(const char *s, size_t n);
 
 /*
  * proxyv2.c: PROXY protocol headers.
@@ -277,6 +310,8 @@ int64_t log_refusals_due(void);
  * options (Linux: yes)?  Asked of the first one only.
  * sys_is_local(a): is a an address of this host (would the kernel send
  * to it from it)?  Answers are kept for a second.
+ * sys_read_file(path, max, &n): the whole file, malloc'd, its n bytes
+ * followed by a NUL; NULL with errno (EFBIG: max bytes or more).
  */
 int64_t sys_clock_ms(void);
 int64_t sys_tick(void);
@@ -287,11 +322,12 @@ int sys_accept_nb(int lfd, union sa *sa, socklen_t *len);
 void sys_tune(int fd);
 int sys_inherits(int fd);
 int sys_is_local(const union sa *a);
+char *sys_read_file(const char *path, size_t max, size_t *n);
 
 /*
  * resolve.c: the resolver.  Lookups run on worker threads so that a slow
- * DNS server delays only the connections waiting on it.  A job names the connection
- * it serves by slot and generation, never by pointer.
+ * DNS server delays only the connections waiting on it.  A job names the
+ * connection it serves by slot and generation, never by pointer.
  */
 struct addrs {
 	int n;
@@ -334,7 +370,7 @@ int resolve_next(int *slot, uint32_t *gen, struct addrs **a,
 struct buf {
 	struct buf *next;	/* the pool's free list */
 	uint32_t off, len;
-	uint32_t size;		/* of b[]: BUF_HEADROOM + BUF_BIG or BUF_SMALL */
+	uint32_t size;		/* BUF_HEADROOM + BUF_BIG, or BUF_SMALL */
 	unsigned char b[];
 };
 
@@ -411,7 +447,7 @@ enum why {
 	W_EOF, W_IDLE, W_RESET, W_ERROR, W_CONNECT_FAILED, W_DNS_FAILED,
 	W_DNS_TIMEOUT, W_SNI_TIMEOUT, W_SNI_TOO_BIG, W_SNI_INCOMPLETE,
 	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN, W_LOOP,
-	NCLOSE,				/* the rest are refusals, before a slot */
+	NCLOSE,				/* the rest: refusals, before a slot */
 	W_DENIED = NCLOSE, W_PER_IP, NWHY
 };
 

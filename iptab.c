@@ -98,7 +98,7 @@ iptab_del(int sid, const union sa *a)
 	i = (uint32_t)(e - T);
 	for (j = (i + 1) & mask; T[j].n != 0; j = (j + 1) & mask) {
 		k = hash(T[j].sid, T[j].a, T[j].fam == AF_INET ? 4 : 16);
-		/* Move j into the hole at i unless its home k lies in (i, j]. */
+		/* Move j into the hole at i unless its home k is in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
 		T[i] = T[j];

@@ -58,8 +58,9 @@ listen_describe(const char *what, const struct conf *c,
 		    target_fmt(&r->t, t, sizeof(t)));
 	}
 	if (l->nr > 0)
-		log_msg("route %s sni=(other) -> %s sni_timeout=%lldms", l->name,
-		    target_fmt(&l->up, t, sizeof(t)), (long long)l->sni_ms);
+		log_msg("route %s sni=(other) -> %s sni_timeout=%lldms",
+		    l->name, target_fmt(&l->up, t, sizeof(t)),
+		    (long long)l->sni_ms);
 }
 
 /*
@@ -94,7 +95,7 @@ open_socket(const char *name, const union sa *addr, int dual,
 	what = "bind";
 	if (bind(fd, &a.sa, sa_len(&a)) == -1)
 		goto fail;
-	sys_tune(fd);	/* inherited by accepted sockets where the system does */
+	sys_tune(fd);	/* accepted sockets inherit it where the system can */
 	what = "listen";
 	if (listen(fd, BACKLOG) == -1 || sys_nonblock(fd) == -1)
 		goto fail;
@@ -197,7 +198,7 @@ int
 listen_reload(struct conf *nc, char *err, size_t errlen)
 {
 	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], kept[MAX_LISTENERS];
-	int from[MAX_LISTENERS];	/* the old listener whose socket it took */
+	int from[MAX_LISTENERS];	/* the old listener whose socket */
 	union sa naddr[MAX_LISTENERS], a;
 	char why[256], buf[SA_FMT_LEN];
 	int i, j, bad = 0;
@@ -253,7 +254,8 @@ listen_reload(struct conf *nc, char *err, size_t errlen)
 			}
 		}
 		if ((j = by_name(cf, nc->l[i].name)) == -1) {
-			listen_describe("reload added", nc, &nc->l[i], &naddr[i]);
+			listen_describe("reload added", nc, &nc->l[i],
+			    &naddr[i]);
 			continue;
 		}
 		conf_diff(cf, &cf->l[j], nc, &nc->l[i], from[i] != j, why,
@@ -316,7 +318,8 @@ listen_self(const union sa *a, char *msg, size_t n)
 
 	for (i = 0; i < listen_count(); i++) {
 		l = &cf->l[i];
-		if (lfd[i] == -1 || (r = sa_reaches(&laddr[i], l->dual, a)) == 0 ||
+		if (lfd[i] == -1 ||
+		    (r = sa_reaches(&laddr[i], l->dual, a)) == 0 ||
 		    (r == -1 && !sys_is_local(a)))
 			continue;
 		snprintf(msg, n, "a loop: edge itself listens there (%s on %s)",

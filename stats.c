@@ -144,7 +144,8 @@ stats_log(const struct gauges *g)
 	log_msg("stats uptime=%llds conns=%d max_conns=%d buffers=%d "
 	    "small_buffers=%d buffer_kb=%llu reloads=%llu reload_failures=%llu",
 	    (long long)(g->now - started) / 1000, g->conns, g->max_conns,
-	    g->big + g->small, g->small, (unsigned long long)g->buf_bytes / 1024,
+	    g->big + g->small, g->small,
+	    (unsigned long long)g->buf_bytes / 1024,
 	    (unsigned long long)reloads[1], (unsigned long long)reloads[0]);
 	for (i = 0; i < MAX_STATS; i++) {
 		st = &S[i];
@@ -275,8 +276,8 @@ listener_samples(struct text *t, const struct family *f,
 	case F_CLOSED:
 		for (w = f->kind == F_REFUSED ? NCLOSE : 0;
 		    w < (f->kind == F_REFUSED ? NWHY : NCLOSE); w++)
-			text_add(t, "%s{listener=\"%s\",%s=\"%s\"} %llu\n", n, l,
-			    f->kind == F_REFUSED ? "reason" : "why",
+			text_add(t, "%s{listener=\"%s\",%s=\"%s\"} %llu\n",
+			    n, l, f->kind == F_REFUSED ? "reason" : "why",
 			    why_name[w], (unsigned long long)st->why[w]);
 		break;
 	case F_BYTES:

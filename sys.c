@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * System helpers: the clock of the current loop turn, non-blocking
- * close-on-exec sockets, the options every relayed socket gets, and the
- * question "is this address one of this host's own?".  Each helper
+ * close-on-exec sockets, the options every relayed socket gets, the
+ * question "is this address one of this host's own?", and reading a whole
+ * file.  Each helper
  * classifies its own errors and returns 0/-1 (or an fd) with errno set,
  * like the system calls it wraps.  The state here is the turn's time and
  * a small cache of is-local answers.
@@ -12,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -183,4 +185,36 @@ sys_is_local(const union sa *a)
 	cache[h].local = (unsigned char)r;
 	memcpy(cache[h].b, b, n);
 	return r;
+}
+
+char *
+sys_read_file(const char *path, size_t max, size_t *n)
+{
+	char *buf;
+	ssize_t r = 0;
+	int fd, e;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	if ((buf = malloc(max + 1)) == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (*n = 0; *n < max; *n += (size_t)r) {
+		do
+			r = read(fd, buf + *n, max - *n);
+		while (r == -1 && errno == EINTR);
+		if (r <= 0)
+			break;
+	}
+	e = r == -1 ? errno : *n == max ? EFBIG : 0;
+	close(fd);
+	if (e != 0) {
+		free(buf);
+		errno = e;
+		return NULL;
+	}
+	buf[*n] = '\0';
+	return buf;
 }

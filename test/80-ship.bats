@@ -87,6 +87,11 @@ PY
 	grep -qx 'EXPOSE 25 465 587 143 993 443' "$df"
 	grep -qx 'STOPSIGNAL SIGTERM' "$df"
 	grep -q 'CMD \["/edge", "probe", "127.0.0.1:9901"\]' "$df"
+	# The build stage copies every source file make static compiles.
+	copied=$(sed -n '/^COPY Makefile/,/\.\/$/p' "$df" | tr -d '\\')
+	for f in edge.h $(sed -n 's/^SRC *= *//p' "$REPO/Makefile"); do
+		[[ " $copied " == *" $f "* ]] || { echo "not copied: $f"; false; }
+	done
 	# Every port the sample config listens on is exposed.
 	for p in $(sed -n 's/^[a-z_-]*\.listen *= *:\([0-9]*\).*/\1/p' "$REPO/edge.conf"); do
 		grep -q "^EXPOSE .*\b$p\b" "$df"
