@@ -19,10 +19,10 @@ LAYERS = edge / status poll / conn / listen / stats iptab buf resolve / \
 	sys log / conf proxyv2 sni / val / addr
 PREFIXES = edge:edge_ status:status_ poll:poll_ conn:conn_ listen:listen_ \
 	stats:stats_ iptab:iptab_ buf:buf_ resolve:resolve_ sys:sys_ log:log_ \
-	conf:conf_ proxyv2:pp1_,pp2_ sni:sni_ val:val_ addr:sa_,cidr_
+	conf:conf_ proxyv2:pp_,pp1_,pp2_ sni:sni_ val:val_ addr:sa_,cidr_
 STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
-REPLAY = fuzz/conf_replay fuzz/sni_replay
+REPLAY = fuzz/conf_replay fuzz/sni_replay fuzz/pp_replay
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
@@ -59,14 +59,21 @@ fuzz/sni_replay: fuzz/sni.c fuzz/replay.c sni.c edge.h
 fuzz/sni_fuzz: fuzz/sni.c sni.c edge.h
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/sni.c sni.c
 
+fuzz/pp_replay: fuzz/pp.c fuzz/replay.c proxyv2.c addr.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/pp.c fuzz/replay.c proxyv2.c addr.c
+
+fuzz/pp_fuzz: fuzz/pp.c proxyv2.c addr.c edge.h
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/pp.c proxyv2.c addr.c
+
 # Build the libFuzzer targets; run one with e.g.
 #   fuzz/sni_fuzz -max_total_time=600 fuzz/corpus/sni
-fuzz: fuzz/conf_fuzz fuzz/sni_fuzz
+fuzz: fuzz/conf_fuzz fuzz/sni_fuzz fuzz/pp_fuzz
 
 unit: $(UNIT) $(REPLAY)
 	for t in $(UNIT); do ./$$t || exit 1; done
 	fuzz/conf_replay fuzz/corpus/conf/*
 	fuzz/sni_replay fuzz/corpus/sni/*
+	fuzz/pp_replay fuzz/corpus/pp/*
 
 check-layers: $(OBJ)
 	sh test/layers.sh "$(LAYERS)" "$(PREFIXES)"
@@ -94,6 +101,7 @@ install:
 
 clean:
 	rm -f edge $(OBJ) $(UNIT) $(REPLAY) fuzz/conf_fuzz fuzz/sni_fuzz \
+	    fuzz/pp_fuzz \
 	    bench/load bench/edge
 	rm -rf bench/old
 

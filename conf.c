@@ -50,6 +50,10 @@ static const struct name proxy_names[] = {
 	{ "v2", PROXY_V2 }, { "v1", PROXY_V1 }, { "off", PROXY_OFF },
 	{ NULL, 0 }
 };
+static const struct name accept_names[] = {
+	{ "v2", PP_ACCEPT_V2 }, { "v1", PP_ACCEPT_V1 },
+	{ "any", PP_ACCEPT_V1 | PP_ACCEPT_V2 }, { "off", 0 }, { NULL, 0 }
+};
 static const struct name prefer_names[] = {
 	{ "ipv4", PREFER_IPV4 }, { "ipv6", PREFER_IPV6 },
 	{ "system", PREFER_SYSTEM }, { NULL, 0 }
@@ -58,7 +62,7 @@ static const struct name prefer_names[] = {
 enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
-	K_PERIP_ID, NKEYS };
+	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, NKEYS };
 
 #define IN_L(f)	offsetof(struct listener, f)
 #define IN_C(f)	offsetof(struct conf, f)
@@ -110,6 +114,12 @@ static const struct key {
 	[K_DENY_ID] = { "deny", K_CIDRS, CONF_LISTENER, 0, NULL, 0, NULL, 0 },
 	[K_PERIP_ID] = { "max_conns_per_ip", K_COUNT, CONF_LISTENER,
 	    IN_L(max_per_ip), "0", 1, NULL, 0 },
+	[K_ACCEPT_ID] = { "accept_proxy", K_ENUM, CONF_LISTENER,
+	    IN_L(accept_proxy), "off", 0, accept_names, 0 },
+	[K_TRUST_ID] = { "accept_proxy_from", K_CIDRS, CONF_LISTENER, 0, NULL,
+	    0, NULL, 0 },
+	[K_ACCEPTTO_ID] = { "accept_proxy_timeout", K_DURATION, CONF_GLOBAL |
+	    CONF_LISTENER, IN_L(accept_proxy_ms), "5s", 0, NULL, 0 },
 };
 
 /* A listener as read: its values at the keys' offsets, and where each key
@@ -132,9 +142,11 @@ struct rawroute {
 	const char *up;			/* HOST:PORT as written */
 };
 
-/* One allow or deny entry as read, with its listener (group index). */
+/* One allow, deny or accept_proxy_from entry as read, with its listener
+ * (group index) and its key. */
 struct rawcidr {
 	int group;
+	int key;			/* K_ALLOW_ID, K_DENY_ID, K_TRUST_ID */
 	struct cidr c;
 };
 
@@ -337,9 +349,9 @@ key_list(int scope, char *out, size_t n)
 			    o ? ", " : "", keys[i].name);
 }
 
-/* The entries of an allow or deny line, appended to the listener's. */
+/* The entries of an allow, deny or accept_proxy_from line, appended. */
 static int
-parse_cidrs(struct parser *P, struct group *g, int deny, char *value)
+parse_cidrs(struct parser *P, struct group *g, int key, char *value)
 {
 	char *p, why[VAL_MAX_LEN + 128];
 
@@ -349,7 +361,8 @@ parse_cidrs(struct parser *P, struct group *g, int deny, char *value)
 			    "and deny entries", MAX_CIDRS);
 		if (val_cidr(p, &P->rc[P->nrc].c, why, sizeof(why)) == -1)
 			return bad(P, why);
-		P->rc[P->nrc].c.deny = (unsigned char)deny;
+		P->rc[P->nrc].c.deny = key == K_DENY_ID;
+		P->rc[P->nrc].key = key;
 		P->rc[P->nrc++].group = (int)(g - P->g);
 	}
 	return 0;
@@ -449,14 +462,16 @@ parse_line(struct parser *P, char *line)
 		return fail(P, P->line, P->key, "empty value");
 	switch (kd->kind) {
 	case K_CIDRS:
-		return parse_cidrs(P, g, i == K_DENY_ID, value);
+		if (parse_cidrs(P, g, i, value) == -1)
+			return -1;
+		break;
 	case K_SNI:
 		if (parse_sni(P, value, &P->rr[P->nrr]) == -1)
 			return -1;
 		P->rr[P->nrr].group = (int)(g - P->g);
 		P->rr[P->nrr++].line = P->line;
 		g->nroutes++;
-		return 0;
+		break;
 	case K_LISTEN:
 		if (val_listen(value, &g->l.addr, &g->l.dual, why,
 		    sizeof(why)) == -1)
@@ -474,7 +489,8 @@ parse_line(struct parser *P, char *line)
 			return -1;
 		break;
 	}
-	g->set[i] = P->line;
+	if (g->set[i] == 0)	/* lists: the first line */
+		g->set[i] = P->line;
 	return 0;
 }
 
@@ -573,6 +589,31 @@ inherit(struct parser *P, struct group *g)
 			    (char *)&P->global.l + k->off, n);
 }
 
+/* accept_proxy and accept_proxy_from come together: edge never trusts a
+ * PROXY header from anyone. */
+static int
+check_accept(struct parser *P, const struct group *g)
+{
+	const struct rawcidr *rc;
+	char key[NAME_MAX_LEN + 32];
+	int n = 0;
+
+	for (rc = P->rc; rc < P->rc + P->nrc; rc++)
+		n += rc->group == (int)(g - P->g) && rc->key == K_TRUST_ID;
+	if (g->l.accept_proxy != 0 && n == 0) {
+		snprintf(key, sizeof(key), "%s.accept_proxy", g->name);
+		return fail(P, g->set[K_ACCEPT_ID], key, "on, but %s."
+		    "accept_proxy_from is not set (edge reads a PROXY header "
+		    "only from the balancers it names)", g->name);
+	}
+	if (g->l.accept_proxy == 0 && n > 0) {
+		snprintf(key, sizeof(key), "%s.accept_proxy_from", g->name);
+		return fail(P, g->set[K_TRUST_ID], key, "set, but %s."
+		    "accept_proxy is off", g->name);
+	}
+	return 0;
+}
+
 static int
 finish(struct parser *P)
 {
@@ -621,6 +662,8 @@ finish(struct parser *P)
 		    g->up_text))
 			return -1;
 		inherit(P, g);
+		if (check_accept(P, g) == -1)
+			return -1;
 		snprintf(key, sizeof(key), "%s.sni", g->name);
 		for (rr = P->rr; rr < P->rr + P->nrr; rr++)
 			if (rr->group == i && complete(P, &rr->r.t, rr->line,
@@ -659,7 +702,8 @@ put(char **arena, const char *s)
 /*
  * The config as one allocation: the struct, then its listeners, routes
  * (each listener's side by side, in file order) and allow/deny entries
- * (each listener's allow entries, then its deny entries), then the
+ * (each listener's allow entries, its deny entries, then its
+ * accept_proxy_from entries), then the
  * strings they point to.
  */
 static struct conf *
@@ -670,9 +714,10 @@ build(struct parser *P)
 	struct listener *l;
 	struct route *r;
 	struct conf *cf;
+	static const int lists[3] = { K_ALLOW_ID, K_DENY_ID, K_TRUST_ID };
 	size_t strs = 0;
 	char *arena;
-	int i, deny;
+	int i, k;
 
 	for (i = 0; i < P->ng; i++)
 		strs += strlen(P->g[i].l.up.host) + 1;
@@ -711,14 +756,17 @@ build(struct parser *P)
 		}
 		l->nr = cf->nr - l->r0;
 		l->c0 = cf->nc;
-		for (deny = 0; deny <= 1; deny++) {
+		for (k = 0; k < 3; k++) {
 			for (rc = P->rc; rc < P->rc + P->nrc; rc++)
-				if (rc->group == i && rc->c.deny == deny)
+				if (rc->group == i && rc->key == lists[k])
 					cf->c[cf->nc++] = rc->c;
-			if (deny == 0)
+			if (k == 0)
 				l->nallow = cf->nc - l->c0;
+			else if (k == 1)
+				l->nc = cf->nc - l->c0;
 		}
-		l->nc = cf->nc - l->c0;
+		l->t0 = l->c0 + l->nc;
+		l->nt = cf->nc - l->t0;
 	}
 	return cf;
 }
@@ -821,6 +869,18 @@ conf_route(const struct conf *cf, const struct listener *l, const char *name)
 }
 
 int
+conf_trusted(const struct conf *cf, const struct listener *l,
+    const union sa *a)
+{
+	int i;
+
+	for (i = 0; i < l->nt; i++)
+		if (cidr_match(&cf->c[l->t0 + i], a))
+			return 1;
+	return 0;
+}
+
+int
 conf_allowed(const struct conf *cf, const struct listener *l,
     const union sa *a)
 {
@@ -875,9 +935,15 @@ conf_describe(const struct listener *l, char *out, size_t n)
 		o += (size_t)snprintf(out + o, n - o, " %s=%s", k->name, v);
 	}
 	if ((l->nc > 0 || l->max_per_ip > 0) && o < n)
-		snprintf(out + o, n - o, " allow=%d deny=%d "
+		o += (size_t)snprintf(out + o, n - o, " allow=%d deny=%d "
 		    "max_conns_per_ip=%d", l->nallow, l->nc - l->nallow,
 		    l->max_per_ip);
+	if (l->accept_proxy != 0 && o < n) {
+		value_text(&keys[K_ACCEPT_ID], l, v, sizeof(v));
+		snprintf(out + o, n - o, " accept_proxy=%s accept_proxy_from=%d "
+		    "accept_proxy_timeout=%lldms", v, l->nt,
+		    (long long)l->accept_proxy_ms);
+	}
 }
 
 static int
@@ -919,6 +985,14 @@ conf_diff(const struct conf *oc, const struct listener *o,
 				    &nc->r[n->r0 + i].t);
 			break;
 		case K_CIDRS:
+			if (k - keys == K_TRUST_ID) {
+				d = o->nt != n->nt;
+				for (i = 0; !d && i < n->nt; i++)
+					d = memcmp(&oc->c[o->t0 + i],
+					    &nc->c[n->t0 + i],
+					    sizeof(struct cidr)) != 0;
+				break;
+			}
 			if (k - keys == K_DENY_ID)
 				continue;	/* one "allow/deny" for both */
 			name = "allow/deny";

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * A connection's whole life, in the order it lives it: accepted (or
- * refused), the ClientHello peeked at on a listener with SNI routes, the
+ * refused), the PROXY header read behind a trusted balancer (the client
+ * is then the one it names), the ClientHello peeked at on a listener with
+ * SNI routes, the
  * upstream resolved (resolve.c, off the loop) and dialled address by
  * address, the PROXY header put in front of the client's first bytes,
  * bytes relayed both ways with half-closes, and one exit, conn_close(),
@@ -27,6 +29,7 @@
 
 enum cstate {
 	C_FREE = 0,	/* slot unused */
+	C_PROXY,	/* reading a balancer's PROXY header into s[CLI].in */
 	C_PEEK,		/* reading the ClientHello into s[CLI].in, unconsumed */
 	C_RESOLVE,	/* lookup queued in resolve.c; client may send early */
 	C_CONNECT,	/* non-blocking connect to av[ai] in progress */
@@ -50,7 +53,10 @@ struct conn {
 	const struct listener *l;	/* in cf */
 	const struct route *r;	/* the SNI route taken, or NULL */
 	struct side s[2];
-	union sa cli, loc;	/* from accept() and getsockname() */
+	union sa cli, loc;	/* from accept() and getsockname(), or the
+				 * PROXY header read */
+	union sa via;		/* the balancer that sent it, or AF_UNSPEC */
+	int counted;		/* cli is counted in iptab */
 	union sa ups;		/* the upstream address tried or in use */
 	struct addrs *addrs;	/* owned lookup result, or NULL */
 	const union sa *av;	/* addresses to try, in order */
@@ -68,6 +74,8 @@ static int hw;			/* slots ever used: [0, hw); untouched beyond */
 static char loopmsg[128];	/* why the last address dialled was refused */
 
 static int conn_start(struct conf *cf, int li, int fd, const union sa *sa);
+static void conn_unproxy(struct conn *c);
+static void conn_begin(struct conn *c);
 static void conn_peek(struct conn *c);
 static void conn_go(struct conn *c, const struct target *t);
 static void conn_dial(struct conn *c);
@@ -137,7 +145,24 @@ refuse(const struct listener *l, int sid, int fd, const union sa *cli,
 	    l->name, sa_fmt(cli, a, sizeof(a)), stats_why(why));
 }
 
-/* Admit a client, or refuse it.  Returns its slot while it is open. */
+/* May client cli use listener l?  NWHY if so, else why not. */
+static enum why
+admit(const struct conf *cf, const struct listener *l, int sid,
+    const union sa *cli)
+{
+	if (!conf_allowed(cf, l, cli))
+		return W_DENIED;
+	if (l->max_per_ip > 0 &&
+	    iptab_count(sid, cli) >= (uint32_t)l->max_per_ip)
+		return W_PER_IP;
+	return NWHY;
+}
+
+/*
+ * Admit a client, or refuse it.  Returns its slot while it is open.
+ * Behind a balancer (accept_proxy) only the balancer is checked here; the
+ * client it names is, once its header is read.
+ */
 static int
 conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 {
@@ -146,16 +171,14 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	int sid = listen_sid(li), slot;
 	struct conn *c;
 	union sa cli = *sa;
+	enum why w;
 
 	sa_unmap(&cli);
 	stats_accepted(sid);
-	if (!conf_allowed(cf, l, &cli)) {
-		refuse(l, sid, fd, &cli, W_DENIED);
-		return -1;
-	}
-	if (l->max_per_ip > 0 &&
-	    iptab_count(sid, &cli) >= (uint32_t)l->max_per_ip) {
-		refuse(l, sid, fd, &cli, W_PER_IP);
+	w = !l->accept_proxy ? admit(cf, l, sid, &cli) :
+	    conf_trusted(cf, l, &cli) ? NWHY : W_PROXY_UNTRUSTED;
+	if (w != NWHY) {
+		refuse(l, sid, fd, &cli, w);
 		return -1;
 	}
 	if (!sys_inherits(fd))
@@ -167,7 +190,8 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->l = l;
 	c->sid = sid;
 	stats_opened(sid);
-	iptab_add(sid, &cli);
+	if ((c->counted = !l->accept_proxy))
+		iptab_add(sid, &cli);
 	c->live = nconn;
 	live[nconn++] = slot;
 	c->s[CLI].fd = fd;
@@ -178,6 +202,7 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->cli = cli;
 	memset(&c->ups, 0, sizeof(c->ups));
 	memset(&c->loc, 0, sizeof(c->loc));
+	memset(&c->via, 0, sizeof(c->via));
 	c->t0 = sys_now();
 	c->err = 0;
 	c->ai = 0;
@@ -187,12 +212,12 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 		conn_close(c, W_ERROR, errno, NULL);
 		return -1;
 	}
-	if (l->nr > 0) {
-		c->st = C_PEEK;
-		c->deadline = sys_now() + l->sni_ms;
+	if (l->accept_proxy) {
+		c->st = C_PROXY;
+		c->deadline = sys_now() + l->accept_proxy_ms;
 		return slot;
 	}
-	conn_go(c, &l->up);
+	conn_begin(c);
 	return c->st != C_FREE ? slot : -1;
 }
 
@@ -208,6 +233,10 @@ conn_step(int slot, const short rev[2])
 
 	switch (c->st) {
 	case C_FREE:
+		return;
+	case C_PROXY:
+		if (pump(c, CLI, rev[CLI], 0) == 0)
+			conn_unproxy(c);
 		return;
 	case C_PEEK:
 		if (pump(c, CLI, rev[CLI], 0) == 0)
@@ -238,7 +267,70 @@ conn_step(int slot, const short rev[2])
 }
 
 /*
- * 3. Peek: look at what the client has sent so far for a server_name and
+ * 3. Behind a balancer: the PROXY header, read before anything else, names
+ * the client and where it connected; from here on the client is that one,
+ * for allow/deny, the per-IP count, the log and the header sent upstream.
+ * Bytes after the header stay in the buffer, to be forwarded.  A LOCAL
+ * header (a health check) keeps the connection's own addresses.
+ */
+static void
+conn_unproxy(struct conn *c)
+{
+	struct buf *b = c->s[CLI].in;
+	union sa src, dst;
+	size_t n;
+	enum why w;
+
+	switch (pp_decode(b ? buf_data(b) : (const unsigned char *)"",
+	    b ? buf_len(b) : 0, c->l->accept_proxy, &src, &dst, &n)) {
+	case PP_MORE:
+		if (c->s[CLI].eof)
+			conn_close(c, W_PROXY_BAD, 0, "closed before the end "
+			    "of the PROXY header");
+		return;
+	case PP_BAD:
+		conn_close(c, W_PROXY_BAD, 0, NULL);
+		return;
+	case PP_DONE:
+		break;
+	}
+	buf_drain(b, n);
+	c->s[CLI].nread = buf_len(b);
+	stats_bytes(c->sid, CLI, buf_len(b));
+	if (buf_len(b) == 0) {
+		buf_put(b);
+		c->s[CLI].in = NULL;
+	}
+	c->via = c->cli;
+	if (src.sa.sa_family != AF_UNSPEC) {
+		c->cli = src;
+		c->loc = dst;
+	}
+	if ((w = admit(c->cf, c->l, c->sid, &c->cli)) != NWHY) {
+		conn_close(c, w, 0, NULL);
+		return;
+	}
+	iptab_add(c->sid, &c->cli);
+	c->counted = 1;
+	conn_begin(c);
+}
+
+/* Admitted: peek at the ClientHello on a listener with routes, else on to
+ * the upstream. */
+static void
+conn_begin(struct conn *c)
+{
+	if (c->l->nr == 0) {
+		conn_go(c, &c->l->up);
+		return;
+	}
+	c->st = C_PEEK;
+	c->deadline = sys_now() + c->l->sni_ms;
+	conn_peek(c);	/* bytes that came with the header may be enough */
+}
+
+/*
+ * 4. Peek: look at what the client has sent so far for a server_name and
  * choose a route; the bytes stay in the buffer, to be forwarded as they
  * came.
  */
@@ -275,7 +367,7 @@ conn_peek(struct conn *c)
 	conn_go(c, t);
 }
 
-/* 4. Resolve: connect to t at once for a literal, else after a lookup. */
+/* 5. Resolve: connect to t at once for a literal, else after a lookup. */
 static void
 conn_go(struct conn *c, const struct target *t)
 {
@@ -322,7 +414,7 @@ conn_resolved(void)
 	}
 }
 
-/* 5. Dial. */
+/* 6. Dial. */
 
 static void
 conn_retry_log(const struct conn *c)
@@ -406,7 +498,7 @@ arm_idle(struct conn *c)
 }
 
 /*
- * 6. The PROXY header.  The upstream accepted: put the header in front of
+ * 7. The PROXY header.  The upstream accepted: put the header in front of
  * whatever the client has sent so far, so that header and data leave in
  * one write.
  */
@@ -454,7 +546,7 @@ conn_connected(struct conn *c, short rev)
 	return -1;
 }
 
-/* 7. Relay. */
+/* 8. Relay. */
 
 static int
 can_read(const struct side *s)
@@ -510,8 +602,12 @@ pump(struct conn *c, int from, short rin, short rout)
 			while (n == -1 && errno == EINTR);
 			if (n > 0) {
 				buf_fill(b, (size_t)n);
-				s->nread += (uint64_t)n;
-				stats_bytes(c->sid, from, (uint64_t)n);
+				/* A balancer's header is not the client's:
+				 * conn_unproxy() counts what follows it. */
+				if (c->st != C_PROXY) {
+					s->nread += (uint64_t)n;
+					stats_bytes(c->sid, from, (uint64_t)n);
+				}
 				progress = wr = 1;
 			} else if (n == 0) {
 				s->eof = 1;
@@ -576,7 +672,7 @@ conn_done(const struct conn *c)
 }
 
 /*
- * 8. The one exit.  Logs the close line, closes both fds (with an RST
+ * 9. The one exit.  Logs the close line, closes both fds (with an RST
  * after a reset or error while relaying, so the other side learns of it
  * too), and returns the slot.  detail overrides strerror(err) in the log.
  */
@@ -596,9 +692,11 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	 * per connection in bench/ workload 2). */
 	log_add(&ln, "edge: close l=", c->l->name);
 	log_add(&ln, " c=", sa_fmt(&c->cli, a, sizeof(a)));
+	if (c->via.sa.sa_family != AF_UNSPEC)
+		log_add(&ln, " via=", sa_fmt(&c->via, u, sizeof(u)));
 	log_add(&ln, " sni=", c->sni[0] ? c->sni : "-");
 	log_add(&ln, " r=", c->r ? c->r->text : c->l->nr > 0 &&
-	    c->st != C_PEEK ? "default" : "-");
+	    c->st > C_PEEK ? "default" : "-");
 	log_add(&ln, " u=", c->st >= C_CONNECT ? sa_fmt(&c->ups, u,
 	    sizeof(u)) : "-");
 	log_num(&ln, " up=", c->s[CLI].nread, 0);
@@ -612,7 +710,8 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	}
 	log_end(&ln);
 	stats_closed(c->sid, why);
-	iptab_del(c->sid, &c->cli);
+	if (c->counted)
+		iptab_del(c->sid, &c->cli);
 	for (i = CLI; i <= UPS; i++) {
 		if (c->s[i].fd == -1)
 			continue;
@@ -645,6 +744,9 @@ conn_expire(int slot)
 	if (c->st == C_FREE || c->deadline > sys_now())
 		return;
 	switch (c->st) {
+	case C_PROXY:
+		conn_close(c, W_PROXY_TIMEOUT, 0, NULL);
+		break;
 	case C_PEEK:
 		conn_close(c, W_SNI_TIMEOUT, 0, NULL);
 		break;
@@ -669,7 +771,7 @@ conn_close_all(void)
 		conn_close(&conns[live[nconn - 1]], W_SHUTDOWN, 0, NULL);
 }
 
-/* 9. What the poll layer asks of a slot. */
+/* 10. What the poll layer asks of a slot. */
 
 short
 conn_interest(int slot, int side, int *fd)
@@ -681,6 +783,7 @@ conn_interest(int slot, int side, int *fd)
 	switch (c->st) {
 	case C_FREE:
 		break;
+	case C_PROXY:
 	case C_PEEK:
 	case C_RESOLVE:
 		if (side == CLI && can_read(&c->s[CLI]))

@@ -21,7 +21,7 @@
  *
  * Each file keeps its state in its own statics; the only way in is its
  * functions.  Every exported name carries its file's prefix: the file's
- * name and "_" (conn_step, buf_get), except proxyv2.c (pp1_, pp2_) and
+ * name and "_" (conn_step, buf_get), except proxyv2.c (pp_, pp1_, pp2_) and
  * addr.c (sa_ for socket addresses, cidr_ for networks).
  */
 #ifndef EDGE_H
@@ -148,6 +148,9 @@ struct listener {
 	int c0, nc;			/* allow/deny: conf.c[c0 .. c0+nc) */
 	int nallow;			/* how many of those are allow */
 	int max_per_ip;			/* at once per client address; 0 off */
+	int accept_proxy;		/* PP_ACCEPT_V1 | PP_ACCEPT_V2, or 0 */
+	int t0, nt;			/* accept_proxy_from: conf.c[t0 ..) */
+	int64_t accept_proxy_ms;	/* to receive the PROXY header */
 };
 
 /* user = NAME | UID[:GID]: who to run as after binding. */
@@ -185,7 +188,7 @@ struct conf {
  * matches name (lower case, no trailing dot), or NULL.
  * conf_allowed(cf, l, a): may a client from a (already unmapped) connect
  * to l?  Refused if it matches a deny entry, or if l has allow entries and
- * it matches none.
+ * it matches none.  conf_trusted(cf, l, a): is a in l's accept_proxy_from?
  * conf_describe(l, out, n): " proxy=v2 prefer=ipv4 ..." for l's line.
  * conf_diff(oc, o, nc, n, moved, out, sz): the keys in which listener n
  * of nc differs from o of oc, "upstream,idle_timeout"; moved: the listen
@@ -204,6 +207,8 @@ void conf_free(struct conf *cf);
 const struct route *conf_route(const struct conf *cf,
     const struct listener *l, const char *name);
 int conf_allowed(const struct conf *cf, const struct listener *l,
+    const union sa *a);
+int conf_trusted(const struct conf *cf, const struct listener *l,
     const union sa *a);
 void conf_describe(const struct listener *l, char *out, size_t n);
 void conf_diff(const struct conf *oc, const struct listener *o,
@@ -250,12 +255,28 @@ int val_listener_name(const char *s, size_t n);
  * addresses go out as TCP4.  Returns the header length (28 for TCP4, 52
  * for TCP6, 16 for an address family it cannot express).
  * pp1_encode(): the same as a v1 text line, at most 107 bytes.
+ * pp_decode(p, n, versions, &src, &dst, &len): the PROXY header at the
+ * start of the n bytes received so far, of a version in versions
+ * (PP_ACCEPT_V1 and/or PP_ACCEPT_V2).  PP_MORE: a prefix of one, call
+ * again with more.  PP_BAD: not one, malformed, or longer than
+ * PP1_MAX_LEN or PP2_MAX_LEN (a v2 length past the cap is bad at once).
+ * PP_DONE: the header is the first *len bytes; src and dst are the client
+ * and the address it connected to (v4-mapped unmapped), or AF_UNSPEC
+ * (LOCAL, UNKNOWN, a family TCP does not carry): the connection's own
+ * addresses stand.  Reads no byte past n.
  */
+#define PP1_MAX_LEN	107		/* the v1 line, CRLF included */
+#define PP2_MAX_LEN	1024		/* a v2 header with its TLVs */
+#define PP_ACCEPT_V1	1
+#define PP_ACCEPT_V2	2
+enum pp_res { PP_MORE, PP_DONE, PP_BAD };
 #define PP_MAX_LEN	108
 size_t pp2_encode(unsigned char *out, size_t n, const union sa *src,
     const union sa *dst);
 size_t pp1_encode(unsigned char *out, size_t n, const union sa *src,
     const union sa *dst);
+enum pp_res pp_decode(const unsigned char *p, size_t n, int versions,
+    union sa *src, union sa *dst, size_t *len);
 
 /*
  * sni.c: the ClientHello parser.
@@ -447,8 +468,9 @@ enum why {
 	W_EOF, W_IDLE, W_RESET, W_ERROR, W_CONNECT_FAILED, W_DNS_FAILED,
 	W_DNS_TIMEOUT, W_SNI_TIMEOUT, W_SNI_TOO_BIG, W_SNI_INCOMPLETE,
 	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN, W_LOOP,
+	W_PROXY_TIMEOUT, W_PROXY_BAD,
 	NCLOSE,				/* the rest: refusals, before a slot */
-	W_DENIED = NCLOSE, W_PER_IP, NWHY
+	W_DENIED = NCLOSE, W_PER_IP, W_PROXY_UNTRUSTED, NWHY
 };
 
 /*

@@ -20,7 +20,8 @@ static const char *const why_name[NWHY] = {
 	"eof", "idle", "reset", "error", "connect_failed", "dns_failed",
 	"dns_timeout", "sni_timeout", "sni_too_big", "sni_incomplete",
 	"sni_eof", "not_tls", "no_route", "no_memory", "shutdown", "loop",
-	"denied", "per_ip_limit"
+	"proxy_timeout", "proxy_bad",
+	"denied", "per_ip_limit", "proxy_untrusted"
 };
 
 static struct stats {
@@ -137,7 +138,7 @@ void
 stats_log(const struct gauges *g)
 {
 	const struct stats *st;
-	char closes[NCLOSE * 24];
+	char closes[NWHY * 24];
 	size_t k;
 	int i, w;
 
@@ -152,8 +153,9 @@ stats_log(const struct gauges *g)
 		if (!st->named && st->active == 0)
 			continue;
 		closes[0] = '\0';
-		for (k = 0, w = 0; w < NCLOSE; w++)
-			if (st->why[w] > 0)
+		/* Close reasons, then refusals beyond the two named above. */
+		for (k = 0, w = 0; w < NWHY; w++)
+			if (st->why[w] > 0 && w != W_DENIED && w != W_PER_IP)
 				k += (size_t)snprintf(closes + k,
 				    sizeof(closes) - k, " %s=%llu", why_name[w],
 				    (unsigned long long)st->why[w]);
@@ -227,7 +229,8 @@ static const struct family {
 	{ "edge_connections_total", "counter",
 	  "Connections accepted, refused ones included.", F_TOTAL },
 	{ "edge_connections_refused_total", "counter",
-	  "Connections closed at accept by allow/deny or max_conns_per_ip.",
+	  "Connections refused by allow/deny, max_conns_per_ip or "
+	  "accept_proxy_from.",
 	  F_REFUSED },
 	{ "edge_connections_closed_total", "counter",
 	  "Connections ended after accept, by the why= of their log line.",

@@ -1,5 +1,7 @@
 #!/bin/sh
 # Install what building and testing edge needs on Debian 12 (run as root).
+# nginx (with its stream module) and HAProxy are test peers and benchmark
+# peers; no system instance of them is started.
 # Postfix is preseeded so that no system mail server is configured or run;
 # the tests start their own from a private config directory.
 set -eu
@@ -10,5 +12,5 @@ echo "postfix postfix/main_mailer_type select No configuration" |
 apt-get install -y -qq --no-install-recommends \
 	make gcc libc6-dev clang bats socat swaks postfix python3 iproute2 \
 	util-linux procps curl python3-prometheus-client musl-tools systemd \
-	haproxy \
+	haproxy nginx libnginx-mod-stream \
 	> /dev/null

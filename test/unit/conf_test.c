@@ -206,14 +206,17 @@ main(void)
 	bad(L "smtp.lisen = :25\n", "edge.conf:3: smtp.lisen: unknown listener "
 	    "key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
-	    "max_conns_per_ip)");
+	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
+	    "accept_proxy_timeout)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
-	    "max_conns_per_ip)");
+	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
+	    "accept_proxy_timeout)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
-	    "max_conns, upstream_host, drain_timeout, user)");
+	    "max_conns, upstream_host, drain_timeout, user, "
+	    "accept_proxy_timeout)");
 	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
 	    "already set on line 3");
 	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
@@ -264,7 +267,8 @@ main(void)
 	bad(L "smtp.upstream2 = x\n", "edge.conf:3: smtp.upstream2: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
-	    "max_conns_per_ip)");
+	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
+	    "accept_proxy_timeout)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -456,6 +460,59 @@ main(void)
 	    "edge.conf:4: status.listen: already set on line 3");
 	bad("status.listen = 127.0.0.1:9901\n", "edge.conf:1: no listener is "
 	    "defined (e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
+
+	/* Accepting PROXY: the syntax, and never from anyone. */
+	{
+		const char *lb =
+		    "lb.listen             = :25\n"
+		    "lb.accept_proxy       = v2            # v2, v1, any, off\n"
+		    "lb.accept_proxy_from  = 10.0.0.0/8 192.0.2.10\n"
+		    "accept_proxy_timeout  = 5s\n"
+		    "lb.upstream           = mx.example:25\n"
+		    "lb.proxy              = v2\n"
+		    "any.listen = 127.0.0.1:26\nany.upstream = mx.example:25\n"
+		    "any.accept_proxy = any\nany.accept_proxy_from = ::1\n"
+		    "any.accept_proxy_from = 127.0.0.1\n"
+		    "any.accept_proxy_timeout = 250ms\n"
+		    "any.allow = 127.0.0.2\n";
+		union sa a;
+
+		if ((cf = conf_parse(lb, strlen(lb), "edge.conf", err,
+		    sizeof(err))) == NULL) {
+			printf("FAIL accept_proxy config: %s\n", err);
+			return 1;
+		}
+		check(cf->l[0].accept_proxy == PP_ACCEPT_V2 &&
+		    cf->l[0].nt == 2 && cf->l[0].accept_proxy_ms == 5000 &&
+		    cf->l[1].accept_proxy == (PP_ACCEPT_V1 | PP_ACCEPT_V2) &&
+		    cf->l[1].nt == 2 && cf->l[1].accept_proxy_ms == 250 &&
+		    cf->l[1].nc == 1 && cf->l[1].nallow == 1,
+		    "accept_proxy, accept_proxy_from, accept_proxy_timeout", "");
+		memset(&a, 0, sizeof(a));
+		a.sa.sa_family = AF_INET;
+		inet_pton(AF_INET, "10.9.8.7", &a.in.sin_addr);
+		check(conf_trusted(cf, &cf->l[0], &a) &&
+		    !conf_trusted(cf, &cf->l[1], &a) &&
+		    !conf_allowed(cf, &cf->l[1], &a),
+		    "accept_proxy_from is not allow", "");
+		conf_free(cf);
+	}
+	bad("lb.listen = :25\nlb.upstream = mx:25\nlb.accept_proxy = v2\n",
+	    "edge.conf:3: lb.accept_proxy: on, but lb.accept_proxy_from is not "
+	    "set (edge reads a PROXY header only from the balancers it names)");
+	bad("lb.listen = :25\nlb.upstream = mx:25\n"
+	    "lb.accept_proxy_from = 10.0.0.0/8\n", "edge.conf:3: "
+	    "lb.accept_proxy_from: set, but lb.accept_proxy is off");
+	bad("lb.listen = :25\nlb.upstream = mx:25\nlb.accept_proxy = v3\n",
+	    "edge.conf:3: lb.accept_proxy: \"v3\" is not one of v2, v1, any, off");
+	bad("lb.listen = :25\nlb.upstream = mx:25\nlb.accept_proxy = v1\n"
+	    "lb.accept_proxy_from = 10.0.0.1/8\n", "edge.conf:4: "
+	    "lb.accept_proxy_from: \"10.0.0.1/8\" has bits set past /8 (the "
+	    "network is written with them zero)");
+	bad("accept_proxy = v2\n", "edge.conf:1: accept_proxy: unknown key "
+	    "(known: prefer, connect_timeout, dns_timeout, idle_timeout, "
+	    "sni_timeout, max_conns, upstream_host, drain_timeout, user, "
+	    "accept_proxy_timeout)");
 
 	readme_tables();
 
