@@ -119,29 +119,8 @@ smtp.proxy = $3"
 }
 
 @test "HAProxy accept-proxy reads edge's v2 and v1: the clients' own addresses" {
-	command -v haproxy > /dev/null || skip "haproxy is not installed"
 	hap=$(free_port)
-	back=$(free_port)
-	spawn socat -u "TCP-LISTEN:$back,bind=127.0.0.1,reuseaddr,fork" OPEN:/dev/null
-	wait_listen "$back"
-	cat > hap.cfg <<-EOF2
-		global
-		  log stdout format raw local0
-		defaults
-		  mode tcp
-		  log global
-		  timeout connect 5s
-		  timeout client 10s
-		  timeout server 10s
-		frontend f
-		  bind 127.0.0.1:$hap accept-proxy
-		  log-format "hap ci=%ci cp=%cp fi=%fi fp=%fp bytes=%U"
-		  default_backend b
-		backend b
-		  server s 127.0.0.1:$back
-	EOF2
-	spawn sh -c "exec haproxy -db -f hap.cfg > hap.log 2>&1"
-	wait_listen "$hap"
+	hap_reader "$hap" hap.log "hap ci=%ci cp=%cp fi=%fi fp=%fp bytes=%U"
 	conf "v2.listen = :0
 v2.upstream = 127.0.0.1:$hap
 v2.proxy = v2

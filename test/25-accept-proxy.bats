@@ -8,32 +8,22 @@
 load helpers
 
 # hap_back PORT: HAProxy reading PROXY on PORT, logging the client it was
-# told of to hap-back.log, in front of a sink.
+# told of to hap-back.log.
 hap_back() {
-	command -v haproxy > /dev/null || skip "haproxy is not installed"
-	local sinkp
-	sinkp=$(free_port)
-	spawn socat -u "TCP-LISTEN:$sinkp,bind=127.0.0.1,reuseaddr,fork" \
-		OPEN:/dev/null
-	wait_listen "$sinkp"
-	cat > hap-back.cfg <<-EOF2
-		global
-		  log stdout format raw local0
-		defaults
-		  mode tcp
-		  log global
-		  timeout connect 5s
-		  timeout client 10s
-		  timeout server 10s
-		frontend f
-		  bind 127.0.0.1:$1 accept-proxy
-		  log-format "hap ci=%ci cp=%cp bytes=%U"
-		  default_backend b
-		backend b
-		  server s 127.0.0.1:$sinkp
-	EOF2
-	spawn sh -c "exec haproxy -db -f hap-back.cfg > hap-back.log 2>&1"
-	wait_listen "$1"
+	hap_reader "$1" hap-back.log "hap ci=%ci cp=%cp bytes=%U"
+}
+
+# lb_edge UP PROXY ACCEPT [LINES]: edge with listener lb reading ACCEPT
+# headers from 127.0.0.1 and relaying to 127.0.0.1:UP with PROXY, plus
+# LINES of config.
+lb_edge() {
+	conf "lb.listen = 127.0.0.1:0
+lb.accept_proxy = $3
+lb.accept_proxy_from = 127.0.0.1
+lb.upstream = 127.0.0.1:$1
+lb.proxy = $2
+${4:-}"
+	start_edge edge.conf
 }
 
 # hap_front PORT EDGEPORT send-proxy|send-proxy-v2: a balancer on
@@ -187,12 +177,7 @@ lb.upstream = 127.0.0.1:$up"
 @test "a header sent one byte at a time works, and the bytes after it go upstream behind edge's own header" {
 	up=$(free_port)
 	sink "$up" up.bin
-	conf "lb.listen = 127.0.0.1:0
-lb.accept_proxy = v2
-lb.accept_proxy_from = 127.0.0.1
-lb.upstream = 127.0.0.1:$up
-lb.proxy = v1"
-	start_edge edge.conf
+	lb_edge "$up" v1 v2
 	run pp "$(edge_port lb)" v2 'EHLO client.example' --bytewise
 	[ "$output" = "eof 0" ]
 	sunk up.bin
@@ -233,12 +218,7 @@ one.proxy = v1"
 @test "a LOCAL header (a health check) is relayed with the balancer's own address" {
 	up=$(free_port)
 	sink "$up" up.bin
-	conf "lb.listen = 127.0.0.1:0
-lb.accept_proxy = v2
-lb.accept_proxy_from = 127.0.0.1
-lb.upstream = 127.0.0.1:$up
-lb.proxy = v1"
-	start_edge edge.conf
+	lb_edge "$up" v1 v2
 	p=$(edge_port lb)
 	run pp "$p" v2-local ping
 	[ "$output" = "eof 0" ]
@@ -249,12 +229,7 @@ lb.proxy = v1"
 @test "a stalled header is closed at accept_proxy_timeout while others are served" {
 	up=$(free_port)
 	banner "$up" 220-up
-	conf "lb.listen = 127.0.0.1:0
-lb.accept_proxy = v2
-lb.accept_proxy_from = 127.0.0.1
-lb.accept_proxy_timeout = 1s
-lb.upstream = 127.0.0.1:$up"
-	start_edge edge.conf
+	lb_edge "$up" off v2 "lb.accept_proxy_timeout = 1s"
 	p=$(edge_port lb)
 	spawn python3 "$T/lib/pp.py" "$p" v2-half
 	run pp "$p" v2 quit
@@ -267,12 +242,7 @@ lb.upstream = 127.0.0.1:$up"
 @test "garbage, a v1 line ending in a bare LF and a v2 length past the cap are closed at once; edge keeps serving" {
 	up=$(free_port)
 	banner "$up" 220-up
-	conf "lb.listen = 127.0.0.1:0
-lb.accept_proxy = any
-lb.accept_proxy_from = 127.0.0.1
-lb.accept_proxy_timeout = 20s
-lb.upstream = 127.0.0.1:$up"
-	start_edge edge.conf
+	lb_edge "$up" off any "lb.accept_proxy_timeout = 20s"
 	p=$(edge_port lb)
 	for k in garbage v1-lf v2-huge; do
 		run timeout 5 python3 "$T/lib/pp.py" "$p" "$k" --stall

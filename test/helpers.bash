@@ -149,6 +149,36 @@ cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+# hap_reader PORT LOG FORMAT: HAProxy reading PROXY (accept-proxy) on
+# 127.0.0.1:PORT, writing one line per connection in FORMAT (a log-format)
+# to LOG, in front of a sink that discards what it gets.
+hap_reader() {
+	command -v haproxy > /dev/null || skip "haproxy is not installed"
+	local back
+	back=$(free_port)
+	spawn socat -u "TCP-LISTEN:$back,bind=127.0.0.1,reuseaddr,fork" \
+		OPEN:/dev/null
+	wait_listen "$back"
+	cat > "$BATS_TEST_TMPDIR/hap-reader.cfg" <<-EOF2
+		global
+		  log stdout format raw local0
+		defaults
+		  mode tcp
+		  log global
+		  timeout connect 5s
+		  timeout client 10s
+		  timeout server 10s
+		frontend f
+		  bind 127.0.0.1:$1 accept-proxy
+		  log-format "$3"
+		  default_backend b
+		backend b
+		  server s 127.0.0.1:$back
+	EOF2
+	spawn sh -c "exec haproxy -db -f '$BATS_TEST_TMPDIR/hap-reader.cfg' > '$2' 2>&1"
+	wait_listen "$1"
+}
+
 need_root() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root (unshare, ip netns)"
 }
