@@ -235,13 +235,60 @@ parse_upstream(struct parser *P, const char *s, struct target *t)
 	return (t->host = keep(P, host, strlen(host))) == NULL ? -1 : 0;
 }
 
-/* "PATTERN HOST:PORT": an exact name, *.suffix or prefix.* */
+/* Write "a, b, c" of an enum's names into out. */
+static void
+name_list(const struct name *nm, char *out, size_t n)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (; nm->name != NULL && o < n; nm++)
+		o += (size_t)snprintf(out + o, n - o, "%s%s", o ? ", " : "",
+		    nm->name);
+}
+
+/* A route's options after HOST:PORT: proxy=v2|v1|off, alpn=a,b. */
 static int
-parse_sni(struct parser *P, const char *s, struct rawroute *rr)
+route_options(struct parser *P, char *opts, struct route *r)
+{
+	char list[128], wire[SNI_ALPN_MAX + 2], why[VAL_MAX_LEN + 128], *o;
+	const struct name *nm;
+
+	r->proxy = -1;		/* the listener's, unless given */
+	r->alpn = "";
+	for (o = strtok(opts, " \t"); o != NULL; o = strtok(NULL, " \t")) {
+		if (strncmp(o, "proxy=", 6) == 0 && r->proxy == -1) {
+			for (nm = proxy_names; nm->name != NULL; nm++)
+				if (strcmp(o + 6, nm->name) == 0)
+					break;
+			if (nm->name == NULL) {
+				name_list(proxy_names, list, sizeof(list));
+				return fail(P, P->line, P->key, "\"%s\": \"%s\" "
+				    "is not one of %s", o, o + 6, list);
+			}
+			r->proxy = nm->value;
+		} else if (strncmp(o, "alpn=", 5) == 0 && r->alpn[0] == '\0') {
+			if (val_alpn(o + 5, wire, sizeof(wire), why,
+			    sizeof(why)) == -1)
+				return bad(P, why);
+			if ((r->alpn = keep(P, wire, strlen(wire))) == NULL)
+				return -1;
+		} else {
+			return fail(P, P->line, P->key, "\"%s\": unknown or "
+			    "repeated option (known: proxy=v2|v1|off, "
+			    "alpn=NAME[,NAME...])", o);
+		}
+	}
+	return 0;
+}
+
+/* "PATTERN HOST:PORT [OPTION...]": an exact name, *.suffix or prefix.* */
+static int
+parse_sni(struct parser *P, char *s, struct rawroute *rr)
 {
 	struct route *r = &rr->r;
-	size_t n = strcspn(s, " \t");
-	const char *up = s + n + strspn(s + n, " \t");
+	size_t n = strcspn(s, " \t"), k;
+	char *up = s + n + strspn(s + n, " \t"), *opts;
 	char pat[HOST_MAX_LEN], why[VAL_MAX_LEN + 128];
 
 	if (n >= sizeof(pat) || *up == '\0')
@@ -253,22 +300,13 @@ parse_sni(struct parser *P, const char *s, struct rawroute *rr)
 	if (val_pattern(r->text, &r->kind, pat, sizeof(pat), why,
 	    sizeof(why)) == -1)
 		return bad(P, why);
+	k = strcspn(up, " \t");
+	opts = up + k;
 	if ((r->pat = keep(P, pat, strlen(pat))) == NULL ||
-	    (rr->up = keep(P, up, strlen(up))) == NULL)
+	    (rr->up = keep(P, up, k)) == NULL ||
+	    route_options(P, opts, r) == -1)
 		return -1;
-	return parse_upstream(P, up, &r->t);
-}
-
-/* Write "a, b, c" of an enum's names into out. */
-static void
-name_list(const struct name *nm, char *out, size_t n)
-{
-	size_t o = 0;
-
-	out[0] = '\0';
-	for (; nm->name != NULL && o < n; nm++)
-		o += (size_t)snprintf(out + o, n - o, "%s%s", o ? ", " : "",
-		    nm->name);
+	return parse_upstream(P, rr->up, &r->t);
 }
 
 /* Parse s as the value of key k into dst, where that key's value lands. */
@@ -665,10 +703,16 @@ finish(struct parser *P)
 		if (check_accept(P, g) == -1)
 			return -1;
 		snprintf(key, sizeof(key), "%s.sni", g->name);
-		for (rr = P->rr; rr < P->rr + P->nrr; rr++)
-			if (rr->group == i && complete(P, &rr->r.t, rr->line,
-			    key, rr->up))
+		g->l.any_proxy = g->l.proxy != PROXY_OFF;
+		for (rr = P->rr; rr < P->rr + P->nrr; rr++) {
+			if (rr->group != i)
+				continue;
+			if (complete(P, &rr->r.t, rr->line, key, rr->up))
 				return -1;
+			if (rr->r.proxy == -1)
+				rr->r.proxy = g->l.proxy;
+			g->l.any_proxy |= rr->r.proxy != PROXY_OFF;
+		}
 	}
 
 	/* An upstream that is one of edge's own listen addresses would
@@ -723,7 +767,7 @@ build(struct parser *P)
 		strs += strlen(P->g[i].l.up.host) + 1;
 	for (rr = P->rr; rr < P->rr + P->nrr; rr++)
 		strs += strlen(rr->r.pat) + strlen(rr->r.text) +
-		    strlen(rr->r.t.host) + 3;
+		    strlen(rr->r.t.host) + strlen(rr->r.alpn) + 4;
 	if (P->cf.upstream_host != NULL)
 		strs += strlen(P->cf.upstream_host) + 1;
 	if ((cf = malloc(sizeof(*cf) + (size_t)P->ng * sizeof(*cf->l) +
@@ -753,6 +797,7 @@ build(struct parser *P)
 			r->pat = put(&arena, r->pat);
 			r->text = put(&arena, r->text);
 			r->t.host = put(&arena, r->t.host);
+			r->alpn = put(&arena, r->alpn);
 		}
 		l->nr = cf->nr - l->r0;
 		l->c0 = cf->nc;
@@ -838,32 +883,52 @@ conf_free(struct conf *cf)
 		free(cf);
 }
 
+/* Does the route's pattern match name? */
+static int
+name_matches(const struct route *r, const char *name)
+{
+	size_t n = strlen(name), k = strlen(r->pat);
+
+	switch (r->kind) {
+	case R_EXACT:
+		return strcmp(name, r->pat) == 0;
+	case R_SUFFIX:	/* "*.example.net": x.example.net, a.b.example.net */
+		return n > k + 1 && name[n - k - 1] == '.' &&
+		    strcmp(name + n - k, r->pat) == 0;
+	case R_PREFIX:	/* "mta-sts.*": mta-sts.example.net */
+		return n > k + 1 && name[k] == '.' &&
+		    memcmp(name, r->pat, k) == 0;
+	}
+	return 0;
+}
+
+/* Does the hello offer one of the route's protocols (exact bytes)? */
+static int
+alpn_matches(const struct route *r, const unsigned char *a, size_t alen)
+{
+	const unsigned char *w;
+	size_t i;
+
+	if (r->alpn[0] == '\0')
+		return 1;	/* the route takes any */
+	for (i = 0; i < alen && i + 1 + a[i] <= alen; i += 1 + a[i])
+		for (w = (const unsigned char *)r->alpn; *w != 0; w += 1 + *w)
+			if (*w == a[i] && memcmp(w + 1, a + i + 1, *w) == 0)
+				return 1;
+	return 0;
+}
+
 const struct route *
-conf_route(const struct conf *cf, const struct listener *l, const char *name)
+conf_route(const struct conf *cf, const struct listener *l, const char *name,
+    const unsigned char *alpn, size_t alpnlen)
 {
 	const struct route *r;
-	size_t n = strlen(name), k;
 	int i;
 
 	for (i = 0; i < l->nr; i++) {
 		r = &cf->r[l->r0 + i];
-		k = strlen(r->pat);
-		switch (r->kind) {
-		case R_EXACT:
-			if (strcmp(name, r->pat) == 0)
-				return r;
-			break;
-		case R_SUFFIX:	/* "*.example.net": x.example.net, a.b.example.net */
-			if (n > k + 1 && name[n - k - 1] == '.' &&
-			    strcmp(name + n - k, r->pat) == 0)
-				return r;
-			break;
-		case R_PREFIX:	/* "mta-sts.*": mta-sts.example.net */
-			if (n > k + 1 && name[k] == '.' &&
-			    memcmp(name, r->pat, k) == 0)
-				return r;
-			break;
-		}
+		if (name_matches(r, name) && alpn_matches(r, alpn, alpnlen))
+			return r;
 	}
 	return NULL;
 }
@@ -895,6 +960,17 @@ conf_allowed(const struct conf *cf, const struct listener *l,
 		if (cidr_match(&cf->c[l->c0 + i], a))
 			return 1;
 	return 0;
+}
+
+const char *
+conf_proxy_name(int proxy)
+{
+	const struct name *nm;
+
+	for (nm = proxy_names; nm->name != NULL; nm++)
+		if (nm->value == proxy)
+			return nm->name;
+	return "?";
 }
 
 /* The text of key k's value in l, for the description line. */
@@ -954,6 +1030,13 @@ target_equal(const struct target *a, const struct target *b)
 	    sa_equal(&a->addr, &b->addr));
 }
 
+static int
+route_equal(const struct route *a, const struct route *b)
+{
+	return strcmp(a->text, b->text) == 0 && target_equal(&a->t, &b->t) &&
+	    a->proxy == b->proxy && strcmp(a->alpn, b->alpn) == 0;
+}
+
 void
 conf_diff(const struct conf *oc, const struct listener *o,
     const struct conf *nc, const struct listener *n, int moved, char *out,
@@ -979,10 +1062,8 @@ conf_diff(const struct conf *oc, const struct listener *o,
 		case K_SNI:
 			d = o->nr != n->nr;
 			for (i = 0; !d && i < n->nr; i++)
-				d = strcmp(oc->r[o->r0 + i].text,
-				    nc->r[n->r0 + i].text) != 0 ||
-				    !target_equal(&oc->r[o->r0 + i].t,
-				    &nc->r[n->r0 + i].t);
+				d = !route_equal(&oc->r[o->r0 + i],
+				    &nc->r[n->r0 + i]);
 			break;
 		case K_CIDRS:
 			if (k - keys == K_TRUST_ID) {

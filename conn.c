@@ -23,6 +23,7 @@
 #include "edge.h"
 
 #define PEEK_MAX	(16 * 1024)	/* bytes held looking for a hello */
+#define ALPN_LOG	24		/* bytes of the first protocol logged */
 #ifndef PUMP_ROUNDS
 #define PUMP_ROUNDS	8		/* buffers per side per turn, at most */
 #endif
@@ -64,6 +65,9 @@ struct conn {
 	int64_t t0, deadline;	/* monotonic ms */
 	int err;		/* errno of the last failed connect */
 	char sni[HOST_MAX_LEN];	/* validated server_name, or "" */
+	char alpn[ALPN_LOG * 4 + 4];	/* the first protocol offered, escaped
+				 * for the log; "" for none */
+	int ech;		/* the hello has encrypted_client_hello */
 };
 
 static struct conn *conns;	/* maxc slots */
@@ -72,6 +76,7 @@ static int *live;		/* slots in use, dense: live[0 .. nconn) */
 static int *freeslot, nfree;	/* stack of freed slots */
 static int hw;			/* slots ever used: [0, hw); untouched beyond */
 static char loopmsg[128];	/* why the last address dialled was refused */
+static struct hello hello;	/* the ClientHello being looked at */
 
 static int conn_start(struct conf *cf, int li, int fd, const union sa *sa);
 static void conn_unproxy(struct conn *c);
@@ -208,7 +213,9 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->ai = 0;
 	c->r = NULL;
 	c->sni[0] = '\0';
-	if (l->proxy != PROXY_OFF && getsockname(fd, &c->loc.sa, &len) == -1) {
+	c->alpn[0] = '\0';
+	c->ech = 0;
+	if (l->any_proxy && getsockname(fd, &c->loc.sa, &len) == -1) {
 		conn_close(c, W_ERROR, errno, NULL);
 		return -1;
 	}
@@ -330,9 +337,40 @@ conn_begin(struct conn *c)
 }
 
 /*
+ * The first protocol the hello offers, for the log: printable ASCII but
+ * space, '=', '"' and '\\' as it is, anything else as \xHH, so that no
+ * client can write a field of its own; cut at ALPN_LOG bytes ("...").
+ */
+static void
+alpn_text(const struct hello *h, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, n = h->alpn_len > 0 ? h->alpn[0] : 0, o = 0;
+	unsigned char ch;
+
+	for (i = 0; i < n && i < ALPN_LOG; i++) {
+		ch = h->alpn[1 + i];
+		if (ch > 0x20 && ch < 0x7f && ch != '=' && ch != '"' &&
+		    ch != '\\') {
+			out[o++] = (char)ch;
+			continue;
+		}
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[ch >> 4];
+		out[o++] = hex[ch & 15];
+	}
+	if (i < n) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+/*
  * 4. Peek: look at what the client has sent so far for a server_name and
- * choose a route; the bytes stay in the buffer, to be forwarded as they
- * came.
+ * ALPN, and choose a route; the bytes stay in the buffer, to be forwarded
+ * as they came.
  */
 static void
 conn_peek(struct conn *c)
@@ -342,7 +380,7 @@ conn_peek(struct conn *c)
 	enum sni_res res;
 
 	res = sni_parse(b ? buf_data(b) : (const unsigned char *)"",
-	    b ? buf_len(b) : 0, c->sni, sizeof(c->sni));
+	    b ? buf_len(b) : 0, &hello);
 	if (res == SNI_MORE) {
 		if (b != NULL && buf_len(b) >= PEEK_MAX) {
 			conn_close(c, W_SNI_TOO_BIG, 0, NULL);
@@ -355,10 +393,16 @@ conn_peek(struct conn *c)
 		}
 		return;
 	}
-	if (res == SNI_FOUND && (c->r = conf_route(c->cf, c->l, c->sni)))
-		t = &c->r->t;
-	if (res != SNI_FOUND)
-		c->sni[0] = '\0';
+	if (res == SNI_FOUND || res == SNI_NONE) {
+		alpn_text(&hello, c->alpn);
+		c->ech = hello.ech;
+	}
+	if (res == SNI_FOUND) {
+		memcpy(c->sni, hello.name, strlen(hello.name) + 1);
+		if ((c->r = conf_route(c->cf, c->l, c->sni, hello.alpn,
+		    hello.alpn_len)) != NULL)
+			t = &c->r->t;
+	}
 	if (t->host[0] == '\0') {
 		conn_close(c, res == SNI_NOT_TLS ? W_NOT_TLS : W_NO_ROUTE, 0,
 		    NULL);
@@ -498,23 +542,24 @@ arm_idle(struct conn *c)
 }
 
 /*
- * 7. The PROXY header.  The upstream accepted: put the header in front of
- * whatever the client has sent so far, so that header and data leave in
- * one write.
+ * 7. The PROXY header, the route's or the listener's.  The upstream
+ * accepted: put the header in front of whatever the client has sent so
+ * far, so that header and data leave in one write.
  */
 static int
 conn_established(struct conn *c)
 {
 	struct side *s = &c->s[CLI];
 	unsigned char hdr[PP_MAX_LEN];
+	int proxy = c->r ? c->r->proxy : c->l->proxy;
 	size_t n = 0;
 
 	free(c->addrs);
 	c->addrs = NULL;
 	c->av = NULL;
-	if (c->l->proxy == PROXY_V2)
+	if (proxy == PROXY_V2)
 		n = pp2_encode(hdr, sizeof(hdr), &c->cli, &c->loc);
-	else if (c->l->proxy == PROXY_V1)
+	else if (proxy == PROXY_V1)
 		n = pp1_encode(hdr, sizeof(hdr), &c->cli, &c->loc);
 	if (n > 0) {
 		if (s->in == NULL && (s->in = buf_get()) == NULL) {
@@ -695,6 +740,11 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	if (c->via.sa.sa_family != AF_UNSPEC)
 		log_add(&ln, " via=", sa_fmt(&c->via, u, sizeof(u)));
 	log_add(&ln, " sni=", c->sni[0] ? c->sni : "-");
+	if (c->l->nr > 0) {
+		log_add(&ln, " alpn=", c->alpn[0] ? c->alpn : "-");
+		if (c->ech)
+			log_add(&ln, " ech=1", "");
+	}
 	log_add(&ln, " r=", c->r ? c->r->text : c->l->nr > 0 &&
 	    c->st > C_PEEK ? "default" : "-");
 	log_add(&ln, " u=", c->st >= C_CONNECT ? sa_fmt(&c->ups, u,

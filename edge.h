@@ -126,6 +126,8 @@ struct route {
 	const char *pat;
 	const char *text;		/* as written, for logs */
 	struct target t;
+	int proxy;			/* enum proxy_mode: the header it sends */
+	const char *alpn;		/* protocols: ALPN wire form, "" any */
 };
 
 /*
@@ -148,6 +150,7 @@ struct listener {
 	int c0, nc;			/* allow/deny: conf.c[c0 .. c0+nc) */
 	int nallow;			/* how many of those are allow */
 	int max_per_ip;			/* at once per client address; 0 off */
+	int any_proxy;			/* it or one of its routes sends PROXY */
 	int accept_proxy;		/* PP_ACCEPT_V1 | PP_ACCEPT_V2, or 0 */
 	int t0, nt;			/* accept_proxy_from: conf.c[t0 ..) */
 	int64_t accept_proxy_ms;	/* to receive the PROXY header */
@@ -184,12 +187,15 @@ struct conf {
  * for ${VAR}.
  * conf_hold(cf): one more reference; returns cf.  conf_free(cf): drop one;
  * the last frees it.  NULL is a no-op.
- * conf_route(cf, l, name): the first of l's routes, in file order, that
- * matches name (lower case, no trailing dot), or NULL.
+ * conf_route(cf, l, name, alpn, alpnlen): the first of l's routes, in file
+ * order, whose pattern matches name (lower case, no trailing dot) and, if
+ * it lists protocols, whose protocols include one of the hello's (alpn:
+ * the ALPN list in wire form, alpnlen bytes); or NULL.
  * conf_allowed(cf, l, a): may a client from a (already unmapped) connect
  * to l?  Refused if it matches a deny entry, or if l has allow entries and
  * it matches none.  conf_trusted(cf, l, a): is a in l's accept_proxy_from?
  * conf_describe(l, out, n): " proxy=v2 prefer=ipv4 ..." for l's line.
+ * conf_proxy_name(proxy): "v2", "v1" or "off".
  * conf_diff(oc, o, nc, n, moved, out, sz): the keys in which listener n
  * of nc differs from o of oc, "upstream,idle_timeout"; moved: the listen
  * socket is not the same.
@@ -205,12 +211,14 @@ struct conf *conf_parse(const char *text, size_t n, const char *fname,
 struct conf *conf_hold(struct conf *cf);
 void conf_free(struct conf *cf);
 const struct route *conf_route(const struct conf *cf,
-    const struct listener *l, const char *name);
+    const struct listener *l, const char *name, const unsigned char *alpn,
+    size_t alpnlen);
 int conf_allowed(const struct conf *cf, const struct listener *l,
     const union sa *a);
 int conf_trusted(const struct conf *cf, const struct listener *l,
     const union sa *a);
 void conf_describe(const struct listener *l, char *out, size_t n);
+const char *conf_proxy_name(int proxy);
 void conf_diff(const struct conf *oc, const struct listener *o,
     const struct conf *nc, const struct listener *n, int moved, char *out,
     size_t sz);
@@ -228,7 +236,8 @@ int conf_key(int i, const char **name, const char **def, int *scope);
  * hostsz, ...): a name or literal, brackets removed.  val_pattern(s,
  * &kind, pat, patsz, ...): an SNI pattern, folded.  val_user(s, u, ...).
  * val_cidr(s, c, ...).  val_listener_name(s, n): may the n bytes of s
- * name a listener?
+ * name a listener?  val_alpn(s, out, outsz, ...): "h2,http/1.1" in ALPN
+ * wire form (each name after its length byte), NUL-terminated.
  */
 int val_expand(const char *in, char *out, size_t outsz, char *why,
     size_t n);
@@ -247,6 +256,7 @@ int val_pattern(const char *s, enum route_kind *kind, char *pat,
 int val_user(const char *s, struct runas *u, char *why, size_t n);
 int val_cidr(const char *s, struct cidr *c, char *why, size_t n);
 int val_listener_name(const char *s, size_t n);
+int val_alpn(const char *s, char *out, size_t outsz, char *why, size_t n);
 
 /*
  * proxyv2.c: PROXY protocol headers.
@@ -280,18 +290,27 @@ enum pp_res pp_decode(const unsigned char *p, size_t n, int versions,
 
 /*
  * sni.c: the ClientHello parser.
- * sni_parse(p, n, name, namesz): look for the server_name in the TLS
- * ClientHello whose first n bytes are p.  SNI_FOUND: name holds it, lower
- * case, without a trailing dot, validated (letters, digits, '-', '_', '.',
- * at most 255; namesz >= 256).  SNI_NONE: a valid ClientHello without one.
- * SNI_NOT_TLS: not a ClientHello, or a malformed one.  SNI_MORE: a prefix of
- * what could still be a ClientHello; call again with more bytes.  A hello
- * longer than SNI_MAX_HELLO stays SNI_MORE: the caller's byte cap ends it.
+ * sni_parse(p, n, h): look at the TLS ClientHello whose first n bytes are
+ * p.  SNI_FOUND: h->name holds the server_name, lower case, without a
+ * trailing dot, validated (letters, digits, '-', '_', '.', at most 255).
+ * SNI_NONE: a valid ClientHello without one.  With either, h->alpn holds
+ * the ALPN protocol_name_list as sent (h->alpn_len bytes, 0 without the
+ * extension: entries of a length byte and the name) and h->ech says an
+ * encrypted_client_hello extension is present.  SNI_NOT_TLS: not a
+ * ClientHello, or a malformed one.  SNI_MORE: a prefix of what could still
+ * be a ClientHello; call again with more bytes.  A hello longer than
+ * SNI_MAX_HELLO stays SNI_MORE: the caller's byte cap ends it.
  */
 #define SNI_MAX_HELLO	16384
+#define SNI_ALPN_MAX	512		/* ALPN list bytes we read */
+struct hello {
+	char name[HOST_MAX_LEN];
+	unsigned char alpn[SNI_ALPN_MAX];
+	size_t alpn_len;
+	int ech;
+};
 enum sni_res { SNI_MORE, SNI_FOUND, SNI_NONE, SNI_NOT_TLS };
-enum sni_res sni_parse(const unsigned char *p, size_t n, char *name,
-    size_t namesz);
+enum sni_res sni_parse(const unsigned char *p, size_t n, struct hello *h);
 
 /*
  * log.c: one line per event on stderr, one write(2) each.

@@ -40,11 +40,25 @@ target_fmt(const struct target *t, char *buf, size_t n)
 	return buf;
 }
 
+/* A route's protocols, "h2,http/1.1", from their wire form. */
+static const char *
+alpn_fmt(const char *w, char *buf, size_t n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (; *w != '\0' && o < n; w += 1 + (unsigned char)*w)
+		o += (size_t)snprintf(buf + o, n - o, "%s%.*s", o ? "," : "",
+		    (unsigned char)*w, w + 1);
+	return buf;
+}
+
 void
 listen_describe(const char *what, const struct conf *c,
     const struct listener *l, const union sa *a)
 {
 	char buf[SA_FMT_LEN], t[HOST_MAX_LEN + 16], keys[256];
+	char alpn[SNI_ALPN_MAX * 2];
 	const struct route *r;
 	int i;
 
@@ -54,13 +68,15 @@ listen_describe(const char *what, const struct conf *c,
 	    AF_INET6 ? " (v4+v6)" : "", target_fmt(&l->up, t, sizeof(t)), keys);
 	for (i = 0; i < l->nr; i++) {
 		r = &c->r[l->r0 + i];
-		log_msg("route %s sni=%s -> %s", l->name, r->text,
-		    target_fmt(&r->t, t, sizeof(t)));
+		log_msg("route %s sni=%s%s%s -> %s proxy=%s", l->name, r->text,
+		    r->alpn[0] ? " alpn=" : "", alpn_fmt(r->alpn, alpn,
+		    sizeof(alpn)), target_fmt(&r->t, t, sizeof(t)),
+		    conf_proxy_name(r->proxy));
 	}
 	if (l->nr > 0)
-		log_msg("route %s sni=(other) -> %s sni_timeout=%lldms",
+		log_msg("route %s sni=(other) -> %s sni_timeout=%lldms proxy=%s",
 		    l->name, target_fmt(&l->up, t, sizeof(t)),
-		    (long long)l->sni_ms);
+		    (long long)l->sni_ms, conf_proxy_name(l->proxy));
 }
 
 /*

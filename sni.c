@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * sni_parse(): find the server_name in a TLS ClientHello, given the bytes
+ * sni_parse(): find the server_name, the ALPN protocols and whether an
+ * encrypted_client_hello is present in a TLS ClientHello, given the bytes
  * received so far.  Pure and total: no allocation, no I/O, and every input
  * ends in one of four answers.  The bytes are not consumed; the caller
  * forwards them unchanged once it has chosen a route.
@@ -30,6 +31,18 @@
  *   server_name extension, type 0 (RFC 6066 section 3):
  *     server_name_list (2-byte length), entries of
  *       name_type (1: 0 = host_name) len (2) name (len)
+ *
+ *   application_layer_protocol_negotiation, type 16 (RFC 7301 section
+ *   3.1):
+ *     protocol_name_list (2-byte length, at least 2), entries of
+ *       len (1, at least 1) name (len)
+ *
+ *   encrypted_client_hello, type 0xfe0d (draft-ietf-tls-esni): only its
+ *   presence is noted; the name routed on is then the outer one.
+ *
+ * A malformed extension makes the hello malformed (SNI_NOT_TLS): so do two
+ * server_name or two ALPN extensions, an empty ALPN list or name, a name
+ * listed twice, and a list longer than SNI_ALPN_MAX.
  */
 #include <string.h>
 
@@ -37,6 +50,8 @@
 
 #define REC_MAX		16384	/* record payload, RFC 8446 5.1 */
 #define EXT_SERVER_NAME	0
+#define EXT_ALPN	16
+#define EXT_ECH		0xfe0d
 
 static unsigned
 get16(const unsigned char *p)
@@ -118,7 +133,38 @@ host_name(const unsigned char *p, size_t n, char *name, size_t namesz)
 	return 0;
 }
 
-/* The server_name extension's body: SNI_FOUND or SNI_NOT_TLS. */
+/*
+ * The ALPN extension's body, copied as it is (entries of a length byte and
+ * the name) into h: 0, or -1 if it is malformed.
+ */
+static int
+alpn(struct cur *ext, struct hello *h)
+{
+	struct cur list, a, b;
+	const unsigned char *n, *m;
+
+	if (vec(ext, 2, &list) == -1 || ext->left != 0 || list.left == 0 ||
+	    list.left > sizeof(h->alpn))
+		return -1;
+	memcpy(h->alpn, list.p, list.left);
+	h->alpn_len = list.left;
+	/* Every entry non-empty and inside the list; none twice. */
+	for (a = list; a.left > 0; ) {
+		if ((n = take(&a, 1)) == NULL || *n == 0 ||
+		    (n = take(&a, *n)) == NULL)
+			return -1;
+		for (b = a; b.left > 0; ) {
+			if ((m = take(&b, 1)) == NULL || *m == 0 ||
+			    (m = take(&b, *m)) == NULL)
+				return -1;
+			if (m[-1] == n[-1] && memcmp(m, n, n[-1]) == 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* The server_name extension's body: SNI_FOUND, SNI_NONE or SNI_NOT_TLS. */
 static enum sni_res
 server_name(struct cur *ext, char *name, size_t namesz)
 {
@@ -143,12 +189,12 @@ server_name(struct cur *ext, char *name, size_t namesz)
 
 /* Parse a complete ClientHello body. */
 static enum sni_res
-client_hello(struct cur *h, char *name, size_t namesz)
+client_hello(struct cur *h, struct hello *out)
 {
 	struct cur v, exts, ext;
 	const unsigned char *p;
 	enum sni_res res = SNI_NONE;
-	int seen = 0;
+	int seen = 0, seen_alpn = 0;
 
 	if (take(h, 2 + 32) == NULL)			/* version, random */
 		return SNI_NOT_TLS;
@@ -165,24 +211,35 @@ client_hello(struct cur *h, char *name, size_t namesz)
 	while (exts.left > 0) {
 		if ((p = take(&exts, 2)) == NULL || vec(&exts, 2, &ext) == -1)
 			return SNI_NOT_TLS;
-		if (get16(p) != EXT_SERVER_NAME)
-			continue;
-		/* Two server_name extensions would make routing ambiguous. */
-		if (seen++)
-			return SNI_NOT_TLS;
-		if ((res = server_name(&ext, name, namesz)) != SNI_FOUND)
-			return res;
+		switch (get16(p)) {
+		case EXT_SERVER_NAME:
+			/* Two would make routing ambiguous. */
+			if (seen++ || (res = server_name(&ext, out->name,
+			    sizeof(out->name))) == SNI_NOT_TLS)
+				return SNI_NOT_TLS;
+			break;
+		case EXT_ALPN:
+			if (seen_alpn++ || alpn(&ext, out) == -1)
+				return SNI_NOT_TLS;
+			break;
+		case EXT_ECH:
+			out->ech = 1;
+			break;
+		}
 	}
 	return res;
 }
 
 enum sni_res
-sni_parse(const unsigned char *p, size_t n, char *name, size_t namesz)
+sni_parse(const unsigned char *p, size_t n, struct hello *out)
 {
 	unsigned char hdr[4], hs[SNI_MAX_HELLO];
 	size_t pos = 0, have = 0, need = 0, rlen, chunk, i;
 	struct cur h;
 
+	out->name[0] = '\0';
+	out->alpn_len = 0;
+	out->ech = 0;
 	/*
 	 * Walk the record headers until the handshake message is complete,
 	 * copying nothing: a hello that arrives a byte at a time costs one
@@ -230,5 +287,5 @@ sni_parse(const unsigned char *p, size_t n, char *name, size_t namesz)
 		h.p = hs + 4;
 	}
 	h.left = need - 4;
-	return client_hello(&h, name, namesz);
+	return client_hello(&h, out);
 }

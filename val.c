@@ -333,6 +333,36 @@ bad:
 }
 
 int
+val_alpn(const char *s, char *out, size_t outsz, char *why, size_t n)
+{
+	const char *p, *q, *e;
+	size_t k, o = 0;
+
+	for (p = s; ; p = e + 1) {
+		e = p + strcspn(p, ",");
+		k = (size_t)(e - p);
+		if (k == 0 || k > 255)
+			return bad(why, n, "\"%s\": a protocol name is 1 to 255 "
+			    "bytes (e.g. alpn=h2,http/1.1)", s);
+		/* Listed once: a second would never be reached. */
+		for (q = out; (size_t)(q - out) < o; q += 1 + (unsigned char)*q)
+			if ((unsigned char)*q == k && memcmp(q + 1, p, k) == 0)
+				return bad(why, n, "\"%s\": %.*s is listed "
+				    "twice", s, (int)k, p);
+		if (o + 1 + k + 1 > outsz)
+			return bad(why, n, "\"%s\" is longer than %d bytes", s,
+			    (int)outsz - 2);
+		out[o++] = (char)k;
+		memcpy(out + o, p, k);
+		o += k;
+		if (*e == '\0')
+			break;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int
 val_cidr(const char *s, struct cidr *c, char *why, size_t n)
 {
 	switch (cidr_parse(s, c)) {

@@ -30,6 +30,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	struct conf *cf;
 	const struct cidr *c;
+	const char *p, *q;
 	union sa a;
 	char err[1024];
 	int i, j, rc;
@@ -76,9 +77,23 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		if (cf->drain_ms < 0 || (cf->user.set && cf->user.name[0] == '\0' &&
 		    cf->user.uid <= 0))
 			abort();
-		for (i = 0; i < cf->nr; i++)
-			if (cf->r[i].t.host[0] == '\0' || cf->r[i].pat[0] == '\0')
+		for (i = 0; i < cf->nr; i++) {
+			if (cf->r[i].t.host[0] == '\0' ||
+			    cf->r[i].pat[0] == '\0' || cf->r[i].proxy < 0 ||
+			    cf->r[i].proxy > PROXY_V2)
 				abort();
+			/* Protocols in wire form: non-empty, none twice. */
+			for (p = cf->r[i].alpn; *p != '\0'; p += 1 +
+			    (unsigned char)*p) {
+				if (strlen(p + 1) + 1 < (unsigned char)*p + 1u)
+					abort();
+				for (q = p + 1 + (unsigned char)*p; *q != '\0';
+				    q += 1 + (unsigned char)*q)
+					if (*q == *p && memcmp(q + 1, p + 1,
+					    (unsigned char)*p) == 0)
+						abort();
+			}
+		}
 		/* No literal target is one of the listen addresses. */
 		for (i = 0; i < cf->nl; i++)
 			if (loops_back(cf, &cf->l[i].up))

@@ -1,6 +1,8 @@
 # Build a TLS ClientHello and send it to edge in awkward ways, then read the
 # reply.  Usage:
-#   hello.py write FILE [--sni NAME] [--pad N] [--records N]
+#   hello.py write FILE [--sni NAME] [--pad N] [--records N] [--ech]
+#                       [--alpn P1,P2 | --alpn-hex HEX]
+#   (--alpn-hex: the ALPN extension's body as hex, malformed or not)
 #   hello.py send PORT FILE [--bytewise]     send FILE, print what comes back
 # The hello is syntactically valid TLS 1.3 (RFC 8446 4.1.2) with a padding
 # extension (RFC 7685) to make it as large as a post-quantum one.
@@ -12,12 +14,16 @@ def u16(n):
 def ext(t, body):
     return u16(t) + u16(len(body)) + body
 
-def hello(sni, pad, records):
+def hello(sni, pad, records, alpn=None, ech=False):
     exts = b""
     if sni is not None:
         name = sni.encode()
         entry = b"\x00" + u16(len(name)) + name
         exts += ext(0, u16(len(entry)) + entry)
+    if alpn is not None:
+        exts += ext(16, alpn)
+    if ech:
+        exts += ext(0xfe0d, b"\x00\x00\x01\x00\x01\x42")
     exts += ext(43, b"\x02\x03\x04")                 # supported_versions
     exts += ext(10, b"\x00\x02\x00\x1d")              # supported_groups
     if pad:
@@ -39,8 +45,15 @@ def opt(name, default):
     return default
 
 if args[0] == "write":
+    alpn = None
+    if "--alpn" in args:
+        names = b"".join(bytes([len(p)]) + p
+                         for p in opt("--alpn", "").encode().split(b","))
+        alpn = u16(len(names)) + names
+    elif "--alpn-hex" in args:
+        alpn = bytes.fromhex(opt("--alpn-hex", ""))
     data = hello(opt("--sni", None), int(opt("--pad", "0")),
-                 int(opt("--records", "1")))
+                 int(opt("--records", "1")), alpn, "--ech" in args)
     open(args[1], "wb").write(data)
 elif args[0] == "send":
     data = open(args[2], "rb").read()

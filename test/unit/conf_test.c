@@ -344,7 +344,7 @@ main(void)
 		check(strcmp(cf->r[cf->l[1].r0 + 1].t.host, "mx.example") == 0,
 		    "sni: a :PORT route takes upstream_host", "");
 		for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-			r = conf_route(cf, &cf->l[0], m[i].name);
+			r = conf_route(cf, &cf->l[0], m[i].name, NULL, 0);
 			check(m[i].want == NULL ? r == NULL : r != NULL &&
 			    strcmp(r->text, m[i].want) == 0, m[i].name,
 			    r ? r->text : "(none)");
@@ -460,6 +460,70 @@ main(void)
 	    "edge.conf:4: status.listen: already set on line 3");
 	bad("status.listen = 127.0.0.1:9901\n", "edge.conf:1: no listener is "
 	    "defined (e.g. smtp.listen = :25 and smtp.upstream = HOST:25)");
+
+	/* Routes with a PROXY header and protocols of their own. */
+	{
+		const char *web =
+		    "web.proxy = off\n"
+		    "web.listen = :443\n"
+		    "web.sni   = mta-sts.*  ${STALWART}:443 proxy=v2\n"
+		    "web.sni   = *.example.net 10.0.0.7:443 proxy=v1\n"
+		    "web.upstream = 127.0.0.1:8443\n"
+		    "web.sni = mail.example.com ${STALWART}:443 alpn=acme-tls/1 "
+		    "proxy=off\n"
+		    "web.sni = *.example.com    127.0.0.1:8443 alpn=h2,http/1.1\n"
+		    "pp.listen = :8444\npp.proxy = v2\n"
+		    "pp.sni = a.example 10.0.0.9:443\npp.upstream = 10.0.0.9:1\n";
+		static const unsigned char h2[] = "\x02h2",
+		    acme[] = "\x0a" "acme-tls/1", other[] = "\x03" "foo\x02h3";
+		const struct route *r;
+
+		if ((cf = conf_parse(web, strlen(web), "edge.conf", err,
+		    sizeof(err))) == NULL) {
+			printf("FAIL route options: %s\n", err);
+			return 1;
+		}
+		check(cf->r[0].proxy == PROXY_V2 && cf->r[1].proxy == PROXY_V1 &&
+		    cf->r[2].proxy == PROXY_OFF && cf->r[3].proxy == PROXY_OFF &&
+		    cf->l[0].proxy == PROXY_OFF && cf->l[0].any_proxy &&
+		    cf->r[cf->l[1].r0].proxy == PROXY_V2,
+		    "proxy= per route; a route without it takes the listener's",
+		    "");
+		check(strcmp(cf->r[2].alpn, "\x0a" "acme-tls/1") == 0 &&
+		    strcmp(cf->r[3].alpn, "\x02h2\x08http/1.1") == 0 &&
+		    cf->r[0].alpn[0] == '\0', "alpn= in wire form", "");
+		r = conf_route(cf, &cf->l[0], "mail.example.com", acme,
+		    sizeof(acme) - 1);
+		check(r == &cf->r[2], "name and acme-tls/1: the ACME route", "");
+		r = conf_route(cf, &cf->l[0], "mail.example.com", h2,
+		    sizeof(h2) - 1);
+		check(r == &cf->r[3], "name and h2: the next route that takes it",
+		    "");
+		r = conf_route(cf, &cf->l[0], "mail.example.com", other,
+		    sizeof(other) - 1);
+		check(r == NULL, "name, no listed protocol: no route", "");
+		r = conf_route(cf, &cf->l[0], "mta-sts.example.org", other,
+		    sizeof(other) - 1);
+		check(r == &cf->r[0], "a route without alpn= takes any", "");
+		conf_free(cf);
+	}
+	bad("web.listen = :443\nweb.sni = a.example x:443 proxy=v3\n",
+	    "edge.conf:2: web.sni: \"proxy=v3\": \"v3\" is not one of v2, v1, "
+	    "off");
+	bad("web.listen = :443\nweb.sni = a.example x:443 colour=red\n",
+	    "edge.conf:2: web.sni: \"colour=red\": unknown or repeated option "
+	    "(known: proxy=v2|v1|off, alpn=NAME[,NAME...])");
+	bad("web.listen = :443\nweb.sni = a.example x:443 proxy=v1 proxy=v2\n",
+	    "edge.conf:2: web.sni: \"proxy=v2\": unknown or repeated option "
+	    "(known: proxy=v2|v1|off, alpn=NAME[,NAME...])");
+	bad("web.listen = :443\nweb.sni = a.example x:443 alpn=\n",
+	    "edge.conf:2: web.sni: \"\": a protocol name is 1 to 255 bytes "
+	    "(e.g. alpn=h2,http/1.1)");
+	bad("web.listen = :443\nweb.sni = a.example x:443 alpn=h2,,x\n",
+	    "edge.conf:2: web.sni: \"h2,,x\": a protocol name is 1 to 255 "
+	    "bytes (e.g. alpn=h2,http/1.1)");
+	bad("web.listen = :443\nweb.sni = a.example x:443 alpn=h2,h2\n",
+	    "edge.conf:2: web.sni: \"h2,h2\": h2 is listed twice");
 
 	/* Accepting PROXY: the syntax, and never from anyone. */
 	{
