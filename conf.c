@@ -62,7 +62,8 @@ static const struct name prefer_names[] = {
 enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
-	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, NKEYS };
+	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, K_STALE_ID,
+	NKEYS };
 
 #define IN_L(f)	offsetof(struct listener, f)
 #define IN_C(f)	offsetof(struct conf, f)
@@ -120,6 +121,8 @@ static const struct key {
 	    0, NULL, 0 },
 	[K_ACCEPTTO_ID] = { "accept_proxy_timeout", K_DURATION, CONF_GLOBAL |
 	    CONF_LISTENER, IN_L(accept_proxy_ms), "5s", 0, NULL, 0 },
+	[K_STALE_ID] = { "dns_stale", K_DURATION, CONF_GLOBAL | CONF_LISTENER,
+	    IN_L(stale_ms), "1h", 1, NULL, 0 },
 };
 
 /* A listener as read: its values at the keys' offsets, and where each key

@@ -59,6 +59,8 @@ struct conn {
 	union sa via;		/* the balancer that sent it, or AF_UNSPEC */
 	int counted;		/* cli is counted in iptab */
 	union sa ups;		/* the upstream address tried or in use */
+	const struct target *t;	/* where it goes (in cf) */
+	int64_t stale;		/* age of the stale answer used, or -1 */
 	struct addrs *addrs;	/* owned lookup result, or NULL */
 	const union sa *av;	/* addresses to try, in order */
 	int an, ai;
@@ -215,6 +217,8 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->sni[0] = '\0';
 	c->alpn[0] = '\0';
 	c->ech = 0;
+	c->t = NULL;
+	c->stale = -1;
 	if (l->any_proxy && getsockname(fd, &c->loc.sa, &len) == -1) {
 		conn_close(c, W_ERROR, errno, NULL);
 		return -1;
@@ -417,6 +421,7 @@ conn_go(struct conn *c, const struct target *t)
 {
 	const struct listener *l = c->l;
 
+	c->t = t;
 	if (t->literal) {
 		c->av = &t->addr;
 		c->an = 1;
@@ -430,6 +435,29 @@ conn_go(struct conn *c, const struct target *t)
 		conn_close(c, W_DNS_FAILED, errno, NULL);
 }
 
+/*
+ * The lookup failed or timed out: go on with the last good answer for the
+ * name if it is young enough (dns_stale), and say so in the close line.
+ * Returns 0 if there is none.
+ */
+static int
+conn_stale(struct conn *c)
+{
+	struct addrs *a;
+	int64_t age;
+
+	if (c->l->stale_ms == 0 || (a = resolve_stale(c->t->host, c->t->port,
+	    c->l->prefer, c->l->stale_ms, sys_now(), &age)) == NULL)
+		return 0;
+	stats_stale(c->sid);
+	c->stale = age;
+	c->addrs = a;
+	c->av = a->a;
+	c->an = a->n;
+	conn_dial(c);
+	return 1;
+}
+
 void
 conn_resolved(void)
 {
@@ -441,14 +469,15 @@ conn_resolved(void)
 
 	/* Stale results (the connection ended, or its slot was reused) are
 	 * dropped. */
-	while (resolve_next(&slot, &gen, &a, &err) == 1) {
+	while (resolve_next(&slot, &gen, &a, &err, sys_now()) == 1) {
 		c = &conns[slot];
 		if (c->gen != gen || c->st != C_RESOLVE) {
 			free(a);
 			continue;
 		}
 		if (a == NULL) {
-			conn_close(c, W_DNS_FAILED, 0, err);
+			if (!conn_stale(c))
+				conn_close(c, W_DNS_FAILED, 0, err);
 			continue;
 		}
 		c->addrs = a;
@@ -749,6 +778,10 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	    c->st > C_PEEK ? "default" : "-");
 	log_add(&ln, " u=", c->st >= C_CONNECT ? sa_fmt(&c->ups, u,
 	    sizeof(u)) : "-");
+	if (c->stale >= 0) {
+		log_num(&ln, " stale=", (uint64_t)c->stale / 1000, 0);
+		log_add(&ln, "s", "");
+	}
 	log_num(&ln, " up=", c->s[CLI].nread, 0);
 	log_num(&ln, " down=", c->s[UPS].nread, 0);
 	log_num(&ln, " t=", (uint64_t)(t / 1000), 0);
@@ -801,7 +834,8 @@ conn_expire(int slot)
 		conn_close(c, W_SNI_TIMEOUT, 0, NULL);
 		break;
 	case C_RESOLVE:
-		conn_close(c, W_DNS_TIMEOUT, 0, NULL);
+		if (!conn_stale(c))
+			conn_close(c, W_DNS_TIMEOUT, 0, NULL);
 		break;
 	case C_CONNECT:
 		conn_next(c, ETIMEDOUT);

@@ -92,6 +92,8 @@ reload(void)
 	    nc->user.gid != oc->user.gid || strcmp(nc->user.name,
 	    oc->user.name) != 0)
 		log_msg("reload: user applies at the next start");
+	if (resolve_names(nc) == -1)
+		log_msg("reload: out of memory for dns_stale's answers");
 	running = nc;
 	conf_free(oc);	/* its last connection frees it if any remain */
 	stats_reloaded(1);
@@ -326,6 +328,8 @@ setup(void)
 		log_die(1, "max_conns=%d: out of memory", maxc);
 	if (listen_start(running, err, sizeof(err)) == -1)
 		log_die(1, "%s", err);
+	if (resolve_names(running) == -1)
+		log_die(1, "dns_stale: out of memory");
 	drop_privileges(&running->user);
 	log_msg("start version=%s conf=%s listeners=%d max_conns=%d",
 	    EDGE_VERSION, confpath, running->nl, maxc);

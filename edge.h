@@ -154,6 +154,7 @@ struct listener {
 	int accept_proxy;		/* PP_ACCEPT_V1 | PP_ACCEPT_V2, or 0 */
 	int t0, nt;			/* accept_proxy_from: conf.c[t0 ..) */
 	int64_t accept_proxy_ms;	/* to receive the PROXY header */
+	int64_t stale_ms;		/* dns_stale: 0 off */
 };
 
 /* user = NAME | UID[:GID]: who to run as after binding. */
@@ -385,12 +386,24 @@ int resolve_start(int slot, uint32_t gen, const char *host,
     const char *port, enum prefer prefer);
 
 /*
- * resolve_next(&slot, &gen, &a, &err): take one finished job.  Returns 1
- * with *a (owned by the caller, free() it) or *a == NULL and *err set to a
- * message; 0 when no finished job is left.  Drains the wakeup fd.
+ * resolve_next(&slot, &gen, &a, &err, now): take one finished job.
+ * Returns 1 with *a (owned by the caller, free() it) or *a == NULL and
+ * *err set to a message; 0 when no finished job is left.  Drains the
+ * wakeup fd.  A good answer for a name of resolve_names() is kept as its
+ * last (at now).
+ * resolve_names(cf): keep last answers for cf's names (listener and route
+ * targets that are names, per prefer), one entry each; a name that stays
+ * keeps its answer.  Call it before the old config can be freed.  -1 on
+ * ENOMEM: no answer is kept until the next call.
+ * resolve_stale(host, port, prefer, max, now, &age): the last good answer
+ * for that name if it is at most max ms old (*age: how old), malloc'd; or
+ * NULL.  These three run on the loop thread only.
  */
 int resolve_next(int *slot, uint32_t *gen, struct addrs **a,
-    const char **err);
+    const char **err, int64_t now);
+int resolve_names(const struct conf *cf);
+struct addrs *resolve_stale(const char *host, const char *port, int prefer,
+    int64_t max, int64_t now, int64_t *age);
 
 /*
  * buf.c: relay buffers, from a pool.  A buffer holds b[off .. off+len);
@@ -513,7 +526,8 @@ void iptab_del(int sid, const union sa *a);
  * that found no room, and then nothing changes.
  * stats_up(sid, up): the listener's socket is open (1) or not.
  * stats_accepted, stats_refused, stats_opened, stats_closed,
- * stats_bytes(sid, side, n), stats_connect_failed: count an event.
+ * stats_bytes(sid, side, n), stats_connect_failed, stats_stale: count an
+ * event.
  * stats_reloaded(ok): count a reload.
  * struct gauges: what other rooms report, passed in by the caller.
  * stats_log(g): the SIGUSR1 lines.  stats_metrics(g, &len): the
@@ -535,6 +549,7 @@ void stats_opened(int sid);
 void stats_closed(int sid, enum why w);
 void stats_bytes(int sid, int side, uint64_t n);
 void stats_connect_failed(int sid);
+void stats_stale(int sid);
 void stats_reloaded(int ok);
 void stats_log(const struct gauges *g);
 char *stats_metrics(const struct gauges *g, size_t *len);

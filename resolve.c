@@ -7,6 +7,11 @@
  * then takes results with resolve_next().  Jobs name their connection by
  * slot and generation; a stale result is simply dropped by the caller.
  *
+ * The loop side also keeps, for serve-stale, the last good answer for each
+ * name the config names (resolve_names() sizes that table, one entry per
+ * name): when a lookup fails or times out, resolve_stale() hands out that
+ * answer while it is young enough.  Only the loop thread touches it.
+ *
  * With a preference for one family the lookup is two calls, one per
  * family, rather than one AF_UNSPEC call: musl fails a whole AF_UNSPEC
  * lookup when only the AAAA query fails.  AI_ADDRCONFIG is not used: on a
@@ -45,6 +50,17 @@ static struct job *qhead, *qtail;	/* waiting, FIFO */
 static struct job *done;		/* finished, any order */
 static int nthreads, nidle;
 static int wake[2] = { -1, -1 };
+
+/* The last good answer per configured name: the loop thread's only. */
+struct last {
+	const char *host;	/* in the config that named it */
+	char port[6];
+	int prefer;
+	int64_t when;		/* 0: no good answer yet */
+	struct addrs a;
+};
+static struct last *lasts;
+static int nlasts;
 
 /* Append up to the space left; returns the new count. */
 static int
@@ -208,11 +224,88 @@ resolve_start(int slot, uint32_t gen, const char *host, const char *port,
 	return 0;
 }
 
+static struct last *
+last_of(struct last *t, int n, const char *host, const char *port,
+    int prefer)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (t[i].prefer == prefer && strcmp(t[i].port, port) == 0 &&
+		    strcmp(t[i].host, host) == 0)
+			return &t[i];
+	return NULL;
+}
+
+/* Add host:port (prefer) to t unless it is there or a literal. */
+static void
+name_add(struct last *t, int *n, const struct target *tg, int prefer)
+{
+	struct last *o;
+
+	if (tg->host[0] == '\0' || tg->literal ||
+	    last_of(t, *n, tg->host, tg->port, prefer) != NULL)
+		return;
+	memset(&t[*n], 0, sizeof(t[*n]));
+	t[*n].host = tg->host;
+	memcpy(t[*n].port, tg->port, sizeof(t[*n].port));
+	t[*n].prefer = prefer;
+	/* A name that stays keeps its answer. */
+	if ((o = last_of(lasts, nlasts, tg->host, tg->port, prefer)) != NULL) {
+		t[*n].when = o->when;
+		t[*n].a = o->a;
+	}
+	(*n)++;
+}
+
 int
-resolve_next(int *slot, uint32_t *gen, struct addrs **a, const char **err)
+resolve_names(const struct conf *cf)
+{
+	const struct listener *l;
+	struct last *t;
+	int i, j, n = 0;
+
+	if ((t = calloc((size_t)(cf->nl + cf->nr), sizeof(*t))) == NULL) {
+		/* Its names may be about to be freed: forget them all. */
+		free(lasts);
+		lasts = NULL;
+		nlasts = 0;
+		return -1;
+	}
+	for (i = 0; i < cf->nl; i++) {
+		l = &cf->l[i];
+		name_add(t, &n, &l->up, l->prefer);
+		for (j = 0; j < l->nr; j++)
+			name_add(t, &n, &cf->r[l->r0 + j].t, l->prefer);
+	}
+	free(lasts);
+	lasts = t;
+	nlasts = n;
+	return 0;
+}
+
+struct addrs *
+resolve_stale(const char *host, const char *port, int prefer, int64_t max,
+    int64_t now, int64_t *age)
+{
+	struct last *e = last_of(lasts, nlasts, host, port, prefer);
+	struct addrs *a;
+
+	if (e == NULL || e->when == 0 || now - e->when > max ||
+	    (a = malloc(sizeof(*a))) == NULL)
+		return NULL;
+	*a = e->a;
+	*age = now - e->when;
+	return a;
+}
+
+int
+resolve_next(int *slot, uint32_t *gen, struct addrs **a, const char **err,
+    int64_t now)
 {
 	char drain[64];
 	struct job *j;
+	struct last *e;
 
 	while (read(wake[0], drain, sizeof(drain)) > 0)
 		;
@@ -229,6 +322,13 @@ resolve_next(int *slot, uint32_t *gen, struct addrs **a, const char **err)
 	if (j->res == NULL)
 		*err = j->gai == EAI_SYSTEM ? strerror(j->sys) :
 		    gai_strerror(j->gai);
+	else if ((e = last_of(lasts, nlasts, j->host, j->port,
+	    j->prefer)) != NULL) {
+		/* A fresh answer replaces the old one at once, even when
+		 * the connection that asked has gone. */
+		e->a = *j->res;
+		e->when = now;
+	}
 	free(j);
 	return 1;
 }

@@ -28,7 +28,7 @@ static struct stats {
 	char name[NAME_MAX_LEN];	/* "" when unused */
 	int named;			/* a listener of the running config */
 	int up;				/* its socket is open */
-	uint64_t active, total, up_bytes, down_bytes, connect_failed;
+	uint64_t active, total, up_bytes, down_bytes, connect_failed, stale;
 	uint64_t why[NWHY];
 } S[MAX_STATS];
 
@@ -129,6 +129,12 @@ stats_connect_failed(int sid)
 }
 
 void
+stats_stale(int sid)
+{
+	S[sid].stale++;
+}
+
+void
 stats_reloaded(int ok)
 {
 	reloads[ok != 0]++;
@@ -214,8 +220,8 @@ text_add(struct text *t, const char *fmt, ...)
 
 /* What the samples of a family are. */
 enum fkind {
-	F_ACTIVE, F_TOTAL, F_REFUSED, F_CLOSED, F_BYTES, F_DNS, F_CONNECT,
-	F_UP,				/* the rest are not per listener */
+	F_ACTIVE, F_TOTAL, F_REFUSED, F_CLOSED, F_BYTES, F_DNS, F_STALE,
+	F_CONNECT, F_UP,		/* the rest are not per listener */
 	F_RELOADS, F_MAX_CONNS, F_BUFFERS, F_BUFFER_BYTES, F_UPTIME, F_INFO
 };
 
@@ -240,6 +246,9 @@ static const struct family {
 	  F_BYTES },
 	{ "edge_dns_failures_total", "counter",
 	  "Upstream lookups that failed or timed out.", F_DNS },
+	{ "edge_dns_stale_total", "counter",
+	  "Connections that used the last good answer (dns_stale) after a "
+	  "lookup failed or timed out.", F_STALE },
 	{ "edge_connect_failures_total", "counter",
 	  "Upstream connect attempts that failed, one per address tried.",
 	  F_CONNECT },
@@ -293,6 +302,10 @@ listener_samples(struct text *t, const struct family *f,
 		text_add(t, "%s{listener=\"%s\"} %llu\n", n, l,
 		    (unsigned long long)(st->why[W_DNS_FAILED] +
 		    st->why[W_DNS_TIMEOUT]));
+		break;
+	case F_STALE:
+		text_add(t, "%s{listener=\"%s\"} %llu\n", n, l,
+		    (unsigned long long)st->stale);
 		break;
 	case F_CONNECT:
 		text_add(t, "%s{listener=\"%s\"} %llu\n", n, l,

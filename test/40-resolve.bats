@@ -186,3 +186,64 @@ c.proxy = off'
 	[ "$(close_lines | wc -l)" -eq 3 ]
 	! grep -q 'c=10.9.9.9\|c=127.0.0.5\|u=127.0.0.1:2003 up' edge.log
 }
+
+# ctl_dns_ns: a network namespace with only lo whose DNS server on
+# 127.0.0.1 does what ./mode says (test/lib/ctldns.py).  Sets NETNS, NS.
+ctl_dns_ns() {
+	need_root
+	NETNS="edge-test-$$-$BATS_TEST_NUMBER"
+	ip netns add "$NETNS"
+	ip -n "$NETNS" link set lo up
+	mkdir -p "/etc/netns/$NETNS"
+	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:1\n' > "/etc/netns/$NETNS/resolv.conf"
+	NS="ip netns exec $NETNS"
+	spawn $NS python3 "$T/lib/ctldns.py" "$BATS_TEST_TMPDIR/mode" "$BATS_TEST_TMPDIR/dns.log"
+	wait_for 10 $NS sh -c 'ss -Hlun | grep -q 127.0.0.1:53'
+}
+
+# one_conn PORT: one connection through edge; prints what came back.
+one_conn() {
+	$NS timeout 10 socat -u "TCP:127.0.0.1:$1" STDOUT 2> /dev/null || true
+}
+
+@test "serve-stale: a failed or timed-out lookup uses the last good answer until dns_stale passes; a new answer is followed at once" {
+	ctl_dns_ns
+	echo "answer mx.stale.test 127.0.0.1" > mode
+	spawn $NS socat TCP-LISTEN:2001,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo one'
+	spawn $NS socat TCP-LISTEN:2001,bind=127.0.0.2,reuseaddr,fork SYSTEM:'echo two'
+	wait_for 10 $NS sh -c 'ss -Hltn | grep -q 127.0.0.2:2001'
+	conf 'dns_timeout = 1s
+dns_stale = 4s
+status.listen = 127.0.0.1:9901
+smtp.listen = 127.0.0.1:2525
+smtp.upstream = mx.stale.test:2001'
+	start_edge edge.conf $NS
+	[ "$(one_conn 2525)" = one ]
+	good=$SECONDS	# the last good answer, give or take a second
+	wait_log 'close l=smtp .* u=127\.0\.0\.1:2001 up=0 down=4 .*why=eof'
+	# A reload keeps the answer of a name still in use.
+	kill -HUP "$EDGE_PID"
+	wait_log '^edge: reload ok '
+	# The server stops answering: the lookup times out, the last answer
+	# serves; then SERVFAIL, then NXDOMAIN: the same.
+	for m in drop servfail nxdomain; do
+		echo "$m" > mode
+		[ "$(one_conn 2525)" = one ]
+		wait_log "query mx.stale.test 1 $m" dns.log
+	done
+	[ "$(close_lines | grep -c 'u=127\.0\.0\.1:2001 stale=[0-9]s up=0 down=4 .*why=eof')" -eq 3 ]
+	! close_lines | grep -q 'why=dns_'
+	m=$($NS curl -fsS http://127.0.0.1:9901/metrics)
+	[[ "$m" == *'edge_dns_stale_total{listener="smtp"} 3'* ]]
+	# Past dns_stale (4s) since that answer, a failure closes as before.
+	d=$((good + 6 - SECONDS))
+	[ "$d" -le 0 ] || sleep "$d"
+	[ -z "$(one_conn 2525)" ]
+	wait_log 'close l=smtp .* u=- up=0 down=0 .*why=dns_failed'
+	# A new answer is followed at once, and is the one kept.
+	echo "answer mx.stale.test 127.0.0.2" > mode
+	[ "$(one_conn 2525)" = two ]
+	echo servfail > mode
+	[ "$(one_conn 2525)" = two ]
+	wait_log 'u=127\.0\.0\.2:2001 stale=0s up=0 down=4 .*why=eof'
+}

@@ -29,21 +29,29 @@ hdr = {
     "garbage": b"GET / HTTP/1.0\r\n\r\n",
     "v2-huge": SIG + b"\x21\x11\xff\xff",
 }
-s = socket.create_connection(("127.0.0.1", port), timeout=15,
-                             source_address=(src, 0))
+try:
+    s = socket.create_connection(("127.0.0.1", port), timeout=15,
+                                 source_address=(src, 0))
+except ConnectionResetError:
+    print("reset 0")	# refused as it connected (edge accepts, then resets)
+    sys.exit(0)
 if kind == "v2-half":
     s.sendall(hdr["v2"][:10])
     time.sleep(30)
     sys.exit(0)
 h = hdr[kind]
-if "--bytewise" in args:
-    for i in range(len(h)):
-        s.sendall(h[i:i + 1])
-        time.sleep(0.02)
-else:
-    s.sendall(h)
-if data:
-    s.sendall(data)
+try:
+    if "--bytewise" in args:
+        for i in range(len(h)):
+            s.sendall(h[i:i + 1])
+            time.sleep(0.02)
+    else:
+        s.sendall(h)
+    if data:
+        s.sendall(data)
+except (ConnectionResetError, BrokenPipeError):
+    print("reset 0")	# refused while still sending
+    sys.exit(0)
 if "--stall" not in args:
     try:
         s.shutdown(socket.SHUT_WR)	# done sending: the upstream sees EOF

@@ -172,6 +172,8 @@ main(void)
 		return 1;
 	}
 	check(cf->nl == 4 && cf->max_conns == 2048, "four listeners, max_conns", "");
+	check(cf->l[0].stale_ms == 3600000 && cf->l[0].accept_proxy_ms == 5000,
+	    "dns_stale 1h, accept_proxy_timeout 5s by default", "");
 	l = &cf->l[0];
 	check(strcmp(l->name, "smtp") == 0 && l->dual &&
 	    strcmp(l->up.host, "stalwart.tail7b1641.ts.net") == 0 &&
@@ -207,16 +209,16 @@ main(void)
 	    "key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout)");
+	    "accept_proxy_timeout, dns_stale)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout)");
+	    "accept_proxy_timeout, dns_stale)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout)");
+	    "accept_proxy_timeout, dns_stale)");
 	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
 	    "already set on line 3");
 	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
@@ -268,7 +270,7 @@ main(void)
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout)");
+	    "accept_proxy_timeout, dns_stale)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -431,6 +433,9 @@ main(void)
 	}
 	conf_free(cf);
 	bad(L "drain_timeout = 0\n", NULL);
+	bad(L "dns_stale = 0\nsmtp.dns_stale = 10m\n", NULL);
+	bad(L "smtp.dns_stale = soon\n", "edge.conf:3: smtp.dns_stale: \"soon\" "
+	    "is not a duration (e.g. 30m, 1800s, 500ms; at most 7 days)");
 	bad(L "user = nobody\n", NULL);
 	bad(L "user = 0\n", "edge.conf:3: user: \"0\" is root; leave user "
 	    "unset to keep running as root");
@@ -576,7 +581,7 @@ main(void)
 	bad("accept_proxy = v2\n", "edge.conf:1: accept_proxy: unknown key "
 	    "(known: prefer, connect_timeout, dns_timeout, idle_timeout, "
 	    "sni_timeout, max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout)");
+	    "accept_proxy_timeout, dns_stale)");
 
 	readme_tables();
 
