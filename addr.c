@@ -75,6 +75,18 @@ sa_unmap(union sa *a)
 	a->in = in;
 }
 
+void
+sa_prefix(union sa *a, int bits)
+{
+	unsigned char *b = (unsigned char *)&a->in6.sin6_addr;
+	int i;
+
+	if (a->sa.sa_family != AF_INET6)
+		return;
+	for (i = bits; i < 128; i++)
+		b[i / 8] &= (unsigned char)~(0x80 >> (i % 8));
+}
+
 uint32_t
 sa_hash(const unsigned char *b, size_t n, uint32_t seed)
 {

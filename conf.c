@@ -35,6 +35,7 @@ enum kind {
 	K_LISTEN,	/* the listener's addr and dual */
 	K_UPSTREAM,	/* struct target */
 	K_HOST,		/* const char *: a name or literal */
+	K_LINE,		/* const char *: a line to send, CRLF added */
 	K_USER,		/* struct runas */
 	K_SNI,		/* a route, appended */
 	K_CIDRS		/* allow or deny entries, appended */
@@ -63,7 +64,7 @@ enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
 	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, K_STALE_ID,
-	NKEYS };
+	K_PREFIX_ID, K_REFUSE_ID, NKEYS };
 
 #define IN_L(f)	offsetof(struct listener, f)
 #define IN_C(f)	offsetof(struct conf, f)
@@ -85,6 +86,7 @@ static const struct key {
 	int zero_ok;			/* a value of 0 means "off" */
 	const struct name *names;	/* K_ENUM */
 	int show;
+	int lo, hi;			/* K_COUNT's range, if not 0/1..limit */
 } keys[NKEYS] = {
 	[K_LISTEN_ID] = { "listen", K_LISTEN, CONF_LISTENER | CONF_STATUS,
 	    IN_L(addr), NULL, 0, NULL, 0 },
@@ -123,6 +125,10 @@ static const struct key {
 	    CONF_LISTENER, IN_L(accept_proxy_ms), "5s", 0, NULL, 0 },
 	[K_STALE_ID] = { "dns_stale", K_DURATION, CONF_GLOBAL | CONF_LISTENER,
 	    IN_L(stale_ms), "1h", 1, NULL, 0 },
+	[K_PREFIX_ID] = { "ipv6_prefix", K_COUNT, CONF_GLOBAL | CONF_LISTENER,
+	    IN_L(ipv6_prefix), "64", 0, NULL, 0, 48, 128 },
+	[K_REFUSE_ID] = { "refuse", K_LINE, CONF_LISTENER, IN_L(refuse), NULL,
+	    0, NULL, 0, 0, 0 },
 };
 
 /* A listener as read: its values at the keys' offsets, and where each key
@@ -318,6 +324,7 @@ parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 {
 	const struct name *nm;
 	char list[128], host[HOST_MAX_LEN], why[VAL_MAX_LEN + 128];
+	char line[VAL_MAX_LEN + 4];
 	int r = -1;
 
 	switch (k->kind) {
@@ -325,7 +332,8 @@ parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 		r = val_duration(s, k->zero_ok, dst, why, sizeof(why));
 		break;
 	case K_COUNT:
-		r = val_count(s, !k->zero_ok, MAX_CONNS_LIMIT, dst, why,
+		r = k->hi ? val_count(s, k->lo, k->hi, dst, why, sizeof(why)) :
+		    val_count(s, !k->zero_ok, MAX_CONNS_LIMIT, dst, why,
 		    sizeof(why));
 		break;
 	case K_ENUM:
@@ -342,6 +350,12 @@ parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 		break;
 	case K_UPSTREAM:
 		return parse_upstream(P, s, dst);
+	case K_LINE:
+		if (val_line(s, why, sizeof(why)) == -1)
+			break;
+		snprintf(line, sizeof(line), "%s\r\n", s);
+		return (*(const char **)dst = keep(P, line, strlen(line))) ==
+		    NULL ? -1 : 0;
 	case K_HOST:
 		if (val_host(s, host, sizeof(host), why, sizeof(why)) == -1)
 			break;
@@ -705,6 +719,12 @@ finish(struct parser *P)
 		inherit(P, g);
 		if (check_accept(P, g) == -1)
 			return -1;
+		if (g->l.refuse != NULL && g->nroutes > 0) {
+			snprintf(key, sizeof(key), "%s.refuse", g->name);
+			return fail(P, g->set[K_REFUSE_ID], key, "not on a "
+			    "listener with sni routes: a TLS client cannot read "
+			    "it");
+		}
 		snprintf(key, sizeof(key), "%s.sni", g->name);
 		g->l.any_proxy = g->l.proxy != PROXY_OFF;
 		for (rr = P->rr; rr < P->rr + P->nrr; rr++) {
@@ -767,7 +787,8 @@ build(struct parser *P)
 	int i, k;
 
 	for (i = 0; i < P->ng; i++)
-		strs += strlen(P->g[i].l.up.host) + 1;
+		strs += strlen(P->g[i].l.up.host) + 1 + (P->g[i].l.refuse ?
+		    strlen(P->g[i].l.refuse) + 1 : 0);
 	for (rr = P->rr; rr < P->rr + P->nrr; rr++)
 		strs += strlen(rr->r.pat) + strlen(rr->r.text) +
 		    strlen(rr->r.t.host) + strlen(rr->r.alpn) + 4;
@@ -791,6 +812,8 @@ build(struct parser *P)
 		l = &cf->l[cf->nl++];
 		*l = P->g[i].l;
 		l->up.host = put(&arena, l->up.host);
+		if (l->refuse != NULL)
+			l->refuse = put(&arena, l->refuse);
 		l->r0 = cf->nr;
 		for (rr = P->rr; rr < P->rr + P->nrr; rr++) {
 			if (rr->group != i)
@@ -1061,6 +1084,10 @@ conf_diff(const struct conf *oc, const struct listener *o,
 			break;
 		case K_UPSTREAM:
 			d = !target_equal(&o->up, &n->up);
+			break;
+		case K_LINE:
+			d = (o->refuse == NULL) != (n->refuse == NULL) ||
+			    (o->refuse && strcmp(o->refuse, n->refuse) != 0);
 			break;
 		case K_SNI:
 			d = o->nr != n->nr;

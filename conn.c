@@ -135,7 +135,38 @@ conn_accept(struct conf *cf, int li, int *fresh, int max)
 	return n;
 }
 
-/* Close a client refused before it got a slot: an RST, no TIME_WAIT. */
+/*
+ * The listener's refuse line, if it has one, for a client refused or whose
+ * upstream cannot be reached: one non-blocking write, then a FIN; what the
+ * client sent is read away first (a little of it), or closing would reset
+ * the line away.  Returns 0 without a line.
+ */
+static int
+say_refusal(const struct listener *l, int fd)
+{
+	char junk[4096];
+	int i;
+
+	if (l->refuse == NULL)
+		return 0;
+	if (write(fd, l->refuse, strlen(l->refuse)) == -1)
+		(void)0;	/* a client that cannot take it gets the FIN */
+	shutdown(fd, SHUT_WR);
+	for (i = 0; i < 4 && read(fd, junk, sizeof(junk)) > 0; i++)
+		;
+	return 1;
+}
+
+/* Does a close for this reason get the refuse line? */
+static int
+refusal(enum why why)
+{
+	return why == W_DENIED || why == W_PER_IP || why == W_DNS_FAILED ||
+	    why == W_DNS_TIMEOUT || why == W_CONNECT_FAILED || why == W_LOOP;
+}
+
+/* Close a client refused before it got a slot: the refuse line and a FIN,
+ * or else an RST (no TIME_WAIT). */
 static void
 refuse(const struct listener *l, int sid, int fd, const union sa *cli,
     enum why why)
@@ -143,7 +174,8 @@ refuse(const struct listener *l, int sid, int fd, const union sa *cli,
 	struct linger lg = { 1, 0 };
 	char a[SA_FMT_LEN];
 
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (!refusal(why) || !say_refusal(l, fd))
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
 	stats_refused(sid, why);
 	if (!log_refusal(sys_now()))
@@ -152,15 +184,27 @@ refuse(const struct listener *l, int sid, int fd, const union sa *cli,
 	    l->name, sa_fmt(cli, a, sizeof(a)), stats_why(why));
 }
 
+/* What the per-IP count counts cli as: an IPv6 client by its network. */
+static union sa
+ip_key(const struct listener *l, const union sa *cli)
+{
+	union sa k = *cli;
+
+	sa_prefix(&k, l->ipv6_prefix);
+	return k;
+}
+
 /* May client cli use listener l?  NWHY if so, else why not. */
 static enum why
 admit(const struct conf *cf, const struct listener *l, int sid,
     const union sa *cli)
 {
+	union sa k = ip_key(l, cli);
+
 	if (!conf_allowed(cf, l, cli))
 		return W_DENIED;
 	if (l->max_per_ip > 0 &&
-	    iptab_count(sid, cli) >= (uint32_t)l->max_per_ip)
+	    iptab_count(sid, &k) >= (uint32_t)l->max_per_ip)
 		return W_PER_IP;
 	return NWHY;
 }
@@ -177,7 +221,7 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	socklen_t len = sizeof(union sa);
 	int sid = listen_sid(li), slot;
 	struct conn *c;
-	union sa cli = *sa;
+	union sa cli = *sa, key;
 	enum why w;
 
 	sa_unmap(&cli);
@@ -197,8 +241,10 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->l = l;
 	c->sid = sid;
 	stats_opened(sid);
-	if ((c->counted = !l->accept_proxy))
-		iptab_add(sid, &cli);
+	if ((c->counted = !l->accept_proxy)) {
+		key = ip_key(l, &cli);
+		iptab_add(sid, &key);
+	}
 	c->live = nconn;
 	live[nconn++] = slot;
 	c->s[CLI].fd = fd;
@@ -288,7 +334,7 @@ static void
 conn_unproxy(struct conn *c)
 {
 	struct buf *b = c->s[CLI].in;
-	union sa src, dst;
+	union sa src, dst, key;
 	size_t n;
 	enum why w;
 
@@ -321,7 +367,8 @@ conn_unproxy(struct conn *c)
 		conn_close(c, w, 0, NULL);
 		return;
 	}
-	iptab_add(c->sid, &c->cli);
+	key = ip_key(c->l, &c->cli);
+	iptab_add(c->sid, &key);
 	c->counted = 1;
 	conn_begin(c);
 }
@@ -757,6 +804,7 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	char a[SA_FMT_LEN], u[SA_FMT_LEN];
 	const char *es = detail ? detail : err ? strerror(err) : NULL;
 	int64_t t = sys_now() - c->t0;
+	union sa a_key;
 	struct logline ln;
 	int i, last;
 
@@ -793,8 +841,12 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	}
 	log_end(&ln);
 	stats_closed(c->sid, why);
-	if (c->counted)
-		iptab_del(c->sid, &c->cli);
+	if (c->counted) {
+		a_key = ip_key(c->l, &c->cli);
+		iptab_del(c->sid, &a_key);
+	}
+	if (refusal(why) && c->s[CLI].fd != -1)
+		say_refusal(c->l, c->s[CLI].fd);
 	for (i = CLI; i <= UPS; i++) {
 		if (c->s[i].fd == -1)
 			continue;

@@ -69,6 +69,8 @@ struct cidr {
  * sa_is_any(a): 0.0.0.0 or ::.  sa_is_loopback(a): 127/8 or ::1.
  * sa_unmap(a): rewrite a v4-mapped IPv6 address (::ffff:a.b.c.d) in place
  * as the IPv4 address it carries.
+ * sa_prefix(a, bits): an IPv6 address cut to its /bits network (bits past
+ * it zeroed); IPv4 stays as it is.
  * sa_hash(b, n, seed): a hash of n bytes, keyed by seed.
  * sa_literal(s, port, a): fill a from the IP literal s (no brackets) and
  * the decimal port; -1 if s is not a literal.
@@ -95,6 +97,7 @@ int sa_equal(const union sa *a, const union sa *b);
 int sa_is_any(const union sa *a);
 int sa_is_loopback(const union sa *a);
 void sa_unmap(union sa *a);
+void sa_prefix(union sa *a, int bits);
 uint32_t sa_hash(const unsigned char *b, size_t n, uint32_t seed);
 int sa_literal(const char *s, const char *port, union sa *a);
 int sa_split(const char *s, char *host, size_t hostsz, const char **port);
@@ -150,6 +153,9 @@ struct listener {
 	int c0, nc;			/* allow/deny: conf.c[c0 .. c0+nc) */
 	int nallow;			/* how many of those are allow */
 	int max_per_ip;			/* at once per client address; 0 off */
+	int ipv6_prefix;		/* IPv6 clients count by this network */
+	const char *refuse;		/* the line refused clients get, with
+					 * CRLF; NULL: a reset */
 	int any_proxy;			/* it or one of its routes sends PROXY */
 	int accept_proxy;		/* PP_ACCEPT_V1 | PP_ACCEPT_V2, or 0 */
 	int t0, nt;			/* accept_proxy_from: conf.c[t0 ..) */
@@ -239,6 +245,8 @@ int conf_key(int i, const char **name, const char **def, int *scope);
  * val_cidr(s, c, ...).  val_listener_name(s, n): may the n bytes of s
  * name a listener?  val_alpn(s, out, outsz, ...): "h2,http/1.1" in ALPN
  * wire form (each name after its length byte), NUL-terminated.
+ * val_line(s, ...): a line to send a client: printable ASCII, at most 510
+ * bytes (an SMTP reply line and its CRLF fit in 512).
  */
 int val_expand(const char *in, char *out, size_t outsz, char *why,
     size_t n);
@@ -258,6 +266,7 @@ int val_user(const char *s, struct runas *u, char *why, size_t n);
 int val_cidr(const char *s, struct cidr *c, char *why, size_t n);
 int val_listener_name(const char *s, size_t n);
 int val_alpn(const char *s, char *out, size_t outsz, char *why, size_t n);
+int val_line(const char *s, char *why, size_t n);
 
 /*
  * proxyv2.c: PROXY protocol headers.

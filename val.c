@@ -363,6 +363,20 @@ val_alpn(const char *s, char *out, size_t outsz, char *why, size_t n)
 }
 
 int
+val_line(const char *s, char *why, size_t n)
+{
+	size_t i, k = strlen(s);
+
+	if (k > 510)
+		return bad(why, n, "longer than 510 bytes (a reply line and its "
+		    "CRLF fit in 512)");
+	for (i = 0; i < k; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return bad(why, n, "\"%s\": printable ASCII only", s);
+	return 0;
+}
+
+int
 val_cidr(const char *s, struct cidr *c, char *why, size_t n)
 {
 	switch (cidr_parse(s, c)) {

@@ -322,6 +322,87 @@ smtp.max_conns_per_ip = 2"
 	[ "$(greet "$port" 127.0.0.2)" = "$(printf '220 one\nx')" ]
 }
 
+@test "max_conns_per_ip counts an IPv6 client by its /ipv6_prefix network, an IPv4 one by its address" {
+	need_root
+	NETNS="edge-test-$$-$BATS_TEST_NUMBER"
+	ip netns add "$NETNS"
+	ip -n "$NETNS" link set lo up
+	for a in fd00:1::2 fd00:1::3 fd00:1::4 fd00:2::2; do
+		ip -n "$NETNS" -6 addr add "$a/64" dev lo nodad
+	done
+	NS="ip netns exec $NETNS"
+	spawn $NS socat TCP-LISTEN:2001,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo 220 up; exec cat'
+	wait_for 10 $NS sh -c 'ss -Hltn | grep -q 127.0.0.1:2001'
+	conf "smtp.listen = :2525
+smtp.upstream = 127.0.0.1:2001
+smtp.max_conns_per_ip = 2
+v4.listen = :2526
+v4.upstream = 127.0.0.1:2001
+v4.max_conns_per_ip = 1
+v4.ipv6_prefix = 128"
+	start_edge edge.conf $NS
+	# Two addresses of fd00:1::/64 use up its two connections...
+	spawn $NS socat -u "TCP6:[::1]:2525,bind=[fd00:1::2]" CREATE:a
+	spawn $NS socat -u "TCP6:[::1]:2525,bind=[fd00:1::3]" CREATE:b
+	wait_for 10 grep -q 220 a
+	wait_for 10 grep -q 220 b
+	# ...so a third address of it is refused, while fd00:2::/64 is not.
+	run $NS timeout 5 socat -u "TCP6:[::1]:2525,bind=[fd00:1::4]" -
+	[ "$output" = "" ]
+	wait_log '^edge: close l=smtp c=\[fd00:1::4\]:[0-9]+ .*why=per_ip_limit$'
+	out=$($NS timeout 5 socat -u "TCP6:[::1]:2525,bind=[fd00:2::2]" - < /dev/null | head -n 1 || true)
+	[ "$out" = "220 up" ]
+	# With ipv6_prefix = 128 each IPv6 address counts alone; IPv4 clients
+	# on the dual-stack listener count by address.
+	spawn $NS socat -u "TCP6:[::1]:2526,bind=[fd00:1::2]" CREATE:c
+	wait_for 10 grep -q 220 c
+	out=$($NS timeout 5 socat -u "TCP6:[::1]:2526,bind=[fd00:1::3]" - < /dev/null | head -n 1 || true)
+	[ "$out" = "220 up" ]
+	spawn $NS socat -u "TCP4:127.0.0.2:2526,bind=127.0.0.2" CREATE:d
+	wait_for 10 grep -q 220 d
+	run $NS timeout 5 socat -u "TCP4:127.0.0.2:2526,bind=127.0.0.2" -
+	[ "$output" = "" ]
+	wait_log '^edge: close l=v4 c=127\.0\.0\.2:[0-9]+ .*why=per_ip_limit$'
+	out=$($NS timeout 5 socat -u "TCP4:127.0.0.3:2526,bind=127.0.0.3" - < /dev/null | head -n 1 || true)
+	[ "$out" = "220 up" ]
+}
+
+@test "refuse: swaks from a denied address reads the 421, curl imap:// the BYE, a dead upstream gives the 421; without it, a reset" {
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:1
+smtp.deny = 127.0.0.3
+smtp.refuse = 421 4.7.0 Too many connections from your address, try again later
+imap.listen = 127.0.0.1:0
+imap.upstream = 127.0.0.1:1
+imap.deny = 127.0.0.3
+imap.refuse = * BYE Too many connections, try again later
+plain.listen = 127.0.0.1:0
+plain.upstream = 127.0.0.1:1
+plain.deny = 127.0.0.3"
+	start_edge edge.conf
+	# 421 is a temporary failure: the sender will try again later.  swaks
+	# reports an error reply to its banner as exit 21.
+	run swaks --server "127.0.0.1:$(edge_port smtp)" --local-interface 127.0.0.3 --to a@example.com
+	[ "$status" -eq 21 ]
+	[[ "$output" == *"<** 421 4.7.0 Too many connections from your address, try again later"* ]]
+	wait_log '^edge: close l=smtp c=127\.0\.0\.3:[0-9]+ .*why=denied$'
+	run curl -sv --interface 127.0.0.3 "imap://127.0.0.1:$(edge_port imap)/"
+	[[ "$output" == *"< * BYE Too many connections, try again later"* ]]
+	# An allowed client whose upstream is down gets the same line.
+	run swaks --server "127.0.0.1:$(edge_port smtp)" --local-interface 127.0.0.2 --to a@example.com
+	[ "$status" -eq 21 ]
+	[[ "$output" == *"<** 421 4.7.0 Too many connections from your address, try again later"* ]]
+	wait_log '^edge: close l=smtp c=127\.0\.0\.2:[0-9]+ .*why=connect_failed'
+	# Without refuse, a denied client is reset at once.
+	run python3 -c 'import socket, sys
+try:
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5, source_address=("127.0.0.3", 0))
+    print("read %r" % c.recv(100))
+except ConnectionResetError:
+    print("reset")' "$(edge_port plain)"
+	[ "$output" = reset ]
+}
+
 # metrics PORT: the status page, checked by Prometheus' own parser; prints
 # "name{labels} value" lines.
 metrics() {

@@ -172,8 +172,10 @@ main(void)
 		return 1;
 	}
 	check(cf->nl == 4 && cf->max_conns == 2048, "four listeners, max_conns", "");
-	check(cf->l[0].stale_ms == 3600000 && cf->l[0].accept_proxy_ms == 5000,
-	    "dns_stale 1h, accept_proxy_timeout 5s by default", "");
+	check(cf->l[0].stale_ms == 3600000 && cf->l[0].accept_proxy_ms == 5000 &&
+	    cf->l[0].ipv6_prefix == 64,
+	    "dns_stale 1h, accept_proxy_timeout 5s, ipv6_prefix 64 by default",
+	    "");
 	l = &cf->l[0];
 	check(strcmp(l->name, "smtp") == 0 && l->dual &&
 	    strcmp(l->up.host, "stalwart.tail7b1641.ts.net") == 0 &&
@@ -209,16 +211,16 @@ main(void)
 	    "key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout, dns_stale)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout, dns_stale)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix)");
 	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
 	    "already set on line 3");
 	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
@@ -270,7 +272,7 @@ main(void)
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout, dns_stale)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -434,6 +436,20 @@ main(void)
 	conf_free(cf);
 	bad(L "drain_timeout = 0\n", NULL);
 	bad(L "dns_stale = 0\nsmtp.dns_stale = 10m\n", NULL);
+	bad(L "ipv6_prefix = 48\nsmtp.ipv6_prefix = 128\n", NULL);
+	bad(L "smtp.refuse = 421 4.7.0 Too many connections, try again later\n",
+	    NULL);
+	bad(L "refuse = 421 x\n", "edge.conf:3: refuse: unknown key (known: "
+	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
+	    "max_conns, upstream_host, drain_timeout, user, "
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix)");
+	bad("web.listen = :443\nweb.sni = a.example 10.0.0.1:443\n"
+	    "web.refuse = 421 x\n", "edge.conf:3: web.refuse: not on a listener "
+	    "with sni routes: a TLS client cannot read it");
+	bad(L "ipv6_prefix = 47\n", "edge.conf:3: ipv6_prefix: \"47\" is not a "
+	    "number from 48 to 128");
+	bad(L "smtp.ipv6_prefix = 129\n", "edge.conf:3: smtp.ipv6_prefix: \"129\" "
+	    "is not a number from 48 to 128");
 	bad(L "smtp.dns_stale = soon\n", "edge.conf:3: smtp.dns_stale: \"soon\" "
 	    "is not a duration (e.g. 30m, 1800s, 500ms; at most 7 days)");
 	bad(L "user = nobody\n", NULL);
@@ -581,7 +597,7 @@ main(void)
 	bad("accept_proxy = v2\n", "edge.conf:1: accept_proxy: unknown key "
 	    "(known: prefer, connect_timeout, dns_timeout, idle_timeout, "
 	    "sni_timeout, max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix)");
 
 	readme_tables();
 
