@@ -10,15 +10,15 @@ LDFLAGS  =
 LDLIBS   = -lpthread
 -include config.mk
 
-SRC = edge.c status.c poll.c conn.c listen.c stats.c iptab.c buf.c resolve.c sys.c log.c conf.c proxyv2.c sni.c val.c addr.c
-OBJ = edge.o status.o poll.o conn.o listen.o stats.o iptab.o buf.o resolve.o sys.o log.o conf.o proxyv2.o sni.o val.o addr.o
+SRC = edge.c status.c poll.c conn.c listen.c stats.c iptab.c rate.c buf.c resolve.c sys.c log.c conf.c proxyv2.c sni.c val.c addr.c
+OBJ = edge.o status.o poll.o conn.o listen.o stats.o iptab.o rate.o buf.o resolve.o sys.o log.o conf.o proxyv2.o sni.o val.o addr.o
 # The layers, top first: a file calls only files on later layers
 # (test/layers.sh checks it from the objects' symbols), and exports only
 # names with its prefix.
-LAYERS = edge / status poll / conn / listen / stats iptab buf resolve / \
+LAYERS = edge / status poll / conn / listen / stats iptab rate buf resolve / \
 	sys log / conf proxyv2 sni / val / addr
 PREFIXES = edge:edge_ status:status_ poll:poll_ conn:conn_ listen:listen_ \
-	stats:stats_ iptab:iptab_ buf:buf_ resolve:resolve_ sys:sys_ log:log_ \
+	stats:stats_ iptab:iptab_ rate:rate_ buf:buf_ resolve:resolve_ sys:sys_ log:log_ \
 	conf:conf_ proxyv2:pp_,pp1_,pp2_ sni:sni_ val:val_ addr:sa_,cidr_
 STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test

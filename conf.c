@@ -36,6 +36,7 @@ enum kind {
 	K_UPSTREAM,	/* struct target */
 	K_HOST,		/* const char *: a name or literal */
 	K_LINE,		/* const char *: a line to send, CRLF added */
+	K_RATE,		/* struct rate */
 	K_USER,		/* struct runas */
 	K_SNI,		/* a route, appended */
 	K_CIDRS		/* allow or deny entries, appended */
@@ -64,7 +65,7 @@ enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
 	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, K_STALE_ID,
-	K_PREFIX_ID, K_REFUSE_ID, NKEYS };
+	K_PREFIX_ID, K_REFUSE_ID, K_RATE_ID, NKEYS };
 
 #define IN_L(f)	offsetof(struct listener, f)
 #define IN_C(f)	offsetof(struct conf, f)
@@ -129,6 +130,8 @@ static const struct key {
 	    IN_L(ipv6_prefix), "64", 0, NULL, 0, 48, 128 },
 	[K_REFUSE_ID] = { "refuse", K_LINE, CONF_LISTENER, IN_L(refuse), NULL,
 	    0, NULL, 0, 0, 0 },
+	[K_RATE_ID] = { "max_rate_per_ip", K_RATE, CONF_LISTENER, IN_L(rate),
+	    "0", 1, NULL, 0, 0, 0 },
 };
 
 /* A listener as read: its values at the keys' offsets, and where each key
@@ -350,6 +353,9 @@ parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 		break;
 	case K_UPSTREAM:
 		return parse_upstream(P, s, dst);
+	case K_RATE:
+		r = val_rate(s, dst, why, sizeof(why));
+		break;
 	case K_LINE:
 		if (val_line(s, why, sizeof(why)) == -1)
 			break;
@@ -608,6 +614,8 @@ loops(struct parser *P, const struct target *t, int line, const char *key,
 static size_t
 plain_size(enum kind k)
 {
+	if (k == K_RATE)
+		return sizeof(struct rate);
 	return k == K_DURATION ? sizeof(int64_t) : k == K_COUNT ||
 	    k == K_ENUM ? sizeof(int) : 0;
 }

@@ -161,7 +161,8 @@ say_refusal(const struct listener *l, int fd)
 static int
 refusal(enum why why)
 {
-	return why == W_DENIED || why == W_PER_IP || why == W_DNS_FAILED ||
+	return why == W_DENIED || why == W_PER_IP || why == W_RATE_LIMIT ||
+	    why == W_DNS_FAILED ||
 	    why == W_DNS_TIMEOUT || why == W_CONNECT_FAILED || why == W_LOOP;
 }
 
@@ -206,6 +207,9 @@ admit(const struct conf *cf, const struct listener *l, int sid,
 	if (l->max_per_ip > 0 &&
 	    iptab_count(sid, &k) >= (uint32_t)l->max_per_ip)
 		return W_PER_IP;
+	if (l->rate.n > 0 && !rate_take(sid, &k, (int)l->rate.n,
+	    l->rate.per_ms, sys_now()))
+		return W_RATE_LIMIT;
 	return NWHY;
 }
 

@@ -323,7 +323,8 @@ setup(void)
 	/* Every container is sized once here; connection memory is touched
 	 * only as connections come. */
 	buf_init(maxc);
-	if (iptab_init(maxc) == -1 || conn_init(maxc) == -1 ||
+	if (iptab_init(maxc) == -1 || rate_init(maxc) == -1 ||
+	    conn_init(maxc) == -1 ||
 	    poll_init(maxc, 3 + MAX_LISTENERS + STATUS_MAX) == -1)
 		log_die(1, "max_conns=%d: out of memory", maxc);
 	if (listen_start(running, err, sizeof(err)) == -1)

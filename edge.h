@@ -133,6 +133,12 @@ struct route {
 	const char *alpn;		/* protocols: ALPN wire form, "" any */
 };
 
+/* max_rate_per_ip = N/s | N/m: at most n new connections per per_ms. */
+struct rate {
+	int64_t n;			/* 0: no limit */
+	int64_t per_ms;
+};
+
 /*
  * One listener as configured.  Timeouts are in milliseconds; every value
  * here is final (per-listener overrides already merged with the globals).
@@ -156,6 +162,7 @@ struct listener {
 	int ipv6_prefix;		/* IPv6 clients count by this network */
 	const char *refuse;		/* the line refused clients get, with
 					 * CRLF; NULL: a reset */
+	struct rate rate;		/* max_rate_per_ip */
 	int any_proxy;			/* it or one of its routes sends PROXY */
 	int accept_proxy;		/* PP_ACCEPT_V1 | PP_ACCEPT_V2, or 0 */
 	int t0, nt;			/* accept_proxy_from: conf.c[t0 ..) */
@@ -245,6 +252,7 @@ int conf_key(int i, const char **name, const char **def, int *scope);
  * val_cidr(s, c, ...).  val_listener_name(s, n): may the n bytes of s
  * name a listener?  val_alpn(s, out, outsz, ...): "h2,http/1.1" in ALPN
  * wire form (each name after its length byte), NUL-terminated.
+ * val_rate(s, &r, ...): "20/m", "5/s", or "0" (off).
  * val_line(s, ...): a line to send a client: printable ASCII, at most 510
  * bytes (an SMTP reply line and its CRLF fit in 512).
  */
@@ -267,6 +275,7 @@ int val_cidr(const char *s, struct cidr *c, char *why, size_t n);
 int val_listener_name(const char *s, size_t n);
 int val_alpn(const char *s, char *out, size_t outsz, char *why, size_t n);
 int val_line(const char *s, char *why, size_t n);
+int val_rate(const char *s, struct rate *r, char *why, size_t n);
 
 /*
  * proxyv2.c: PROXY protocol headers.
@@ -511,8 +520,21 @@ enum why {
 	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN, W_LOOP,
 	W_PROXY_TIMEOUT, W_PROXY_BAD,
 	NCLOSE,				/* the rest: refusals, before a slot */
-	W_DENIED = NCLOSE, W_PER_IP, W_PROXY_UNTRUSTED, NWHY
+	W_DENIED = NCLOSE, W_PER_IP, W_PROXY_UNTRUSTED, W_RATE_LIMIT, NWHY
 };
+
+/*
+ * rate.c: connect-rate limits per (counters slot, client address).
+ * rate_init(maxc): size the table once (at least 1,024 buckets, 4 per
+ * connection); -1 on ENOMEM.  rate_take(sid, a, n, per_ms, now): may a
+ * new connection from a go ahead under n per per_ms (a burst of n)?  1,
+ * and one token is taken; or 0.  rate_evictions(): buckets evicted for
+ * new clients while the table was full.
+ */
+int rate_init(int maxc);
+int rate_take(int sid, const union sa *a, int n, int64_t per_ms,
+    int64_t now);
+uint64_t rate_evictions(void);
 
 /*
  * iptab.c: connections open per (counters slot, client address).
@@ -547,6 +569,7 @@ struct gauges {
 	int conns, max_conns;		/* open, and the cap */
 	int big, small;			/* buffers allocated of each size */
 	uint64_t buf_bytes;		/* the memory they hold */
+	uint64_t rate_evicted;		/* rate.c's evictions */
 };
 const char *stats_why(enum why w);
 void stats_init(int64_t now);

@@ -21,7 +21,7 @@ static const char *const why_name[NWHY] = {
 	"dns_timeout", "sni_timeout", "sni_too_big", "sni_incomplete",
 	"sni_eof", "not_tls", "no_route", "no_memory", "shutdown", "loop",
 	"proxy_timeout", "proxy_bad",
-	"denied", "per_ip_limit", "proxy_untrusted"
+	"denied", "per_ip_limit", "proxy_untrusted", "rate_limit"
 };
 
 static struct stats {
@@ -222,7 +222,8 @@ text_add(struct text *t, const char *fmt, ...)
 enum fkind {
 	F_ACTIVE, F_TOTAL, F_REFUSED, F_CLOSED, F_BYTES, F_DNS, F_STALE,
 	F_CONNECT, F_UP,		/* the rest are not per listener */
-	F_RELOADS, F_MAX_CONNS, F_BUFFERS, F_BUFFER_BYTES, F_UPTIME, F_INFO
+	F_RELOADS, F_MAX_CONNS, F_BUFFERS, F_BUFFER_BYTES, F_RATE_EVICTED,
+	F_UPTIME, F_INFO
 };
 
 static const struct family {
@@ -235,8 +236,8 @@ static const struct family {
 	{ "edge_connections_total", "counter",
 	  "Connections accepted, refused ones included.", F_TOTAL },
 	{ "edge_connections_refused_total", "counter",
-	  "Connections refused by allow/deny, max_conns_per_ip or "
-	  "accept_proxy_from.",
+	  "Connections refused by allow/deny, max_conns_per_ip, "
+	  "max_rate_per_ip or accept_proxy_from.",
 	  F_REFUSED },
 	{ "edge_connections_closed_total", "counter",
 	  "Connections ended after accept, by the why= of their log line.",
@@ -262,6 +263,9 @@ static const struct family {
 	  F_BUFFERS },
 	{ "edge_buffer_bytes", "gauge", "Memory held by relay buffers.",
 	  F_BUFFER_BYTES },
+	{ "edge_rate_evictions_total", "counter",
+	  "Connect-rate buckets given to a new client while the table was "
+	  "full (max_rate_per_ip).", F_RATE_EVICTED },
 	{ "edge_uptime_seconds", "gauge", "Seconds since edge started.",
 	  F_UPTIME },
 	{ "edge_info", "gauge", "The running version.", F_INFO },
@@ -357,6 +361,10 @@ stats_metrics(const struct gauges *g, size_t *len)
 		case F_BUFFER_BYTES:
 			text_add(&t, "%s %llu\n", f->name,
 			    (unsigned long long)g->buf_bytes);
+			break;
+		case F_RATE_EVICTED:
+			text_add(&t, "%s %llu\n", f->name,
+			    (unsigned long long)g->rate_evicted);
 			break;
 		case F_UPTIME:
 			text_add(&t, "%s %lld.%03lld\n", f->name,

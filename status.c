@@ -42,6 +42,7 @@ gauges(struct gauges *g)
 	g->conns = conn_count();
 	g->max_conns = conn_max();
 	buf_usage(&g->big, &g->small, &g->buf_bytes);
+	g->rate_evicted = rate_evictions();
 }
 
 void

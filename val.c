@@ -363,6 +363,26 @@ val_alpn(const char *s, char *out, size_t outsz, char *why, size_t n)
 }
 
 int
+val_rate(const char *s, struct rate *r, char *why, size_t n)
+{
+	const char *slash = strchr(s, '/');
+	size_t k = slash ? (size_t)(slash - s) : strlen(s);
+	int64_t v = number(s, k, 1000000);
+
+	r->n = 0;
+	r->per_ms = 1000;
+	if (v == 0 && slash == NULL)
+		return 0;	/* off */
+	if (v < 1 || slash == NULL || (strcmp(slash + 1, "s") != 0 &&
+	    strcmp(slash + 1, "m") != 0))
+		return bad(why, n, "\"%s\" is not a rate (N/s or N/m, e.g. "
+		    "20/m; 0 for none)", s);
+	r->n = v;
+	r->per_ms = slash[1] == 's' ? 1000 : 60000;
+	return 0;
+}
+
+int
 val_line(const char *s, char *why, size_t n)
 {
 	size_t i, k = strlen(s);

@@ -403,6 +403,70 @@ except ConnectionResetError:
 	[ "$output" = reset ]
 }
 
+@test "max_rate_per_ip refuses the N+1th connection in the window and admits again after it" {
+	b1=$(free_port)
+	spawn socat "TCP-LISTEN:$b1,bind=127.0.0.1,reuseaddr,fork" SYSTEM:'echo 220 up'
+	wait_listen "$b1"
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$b1
+smtp.max_rate_per_ip = 3/s"
+	start_edge edge.conf
+	burst() {
+		python3 -c 'import socket, sys
+out = []
+for i in range(int(sys.argv[3])):
+    try:
+        c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5, source_address=(sys.argv[2], 0))
+        out.append("ok" if c.recv(100).startswith(b"220") else "refused")
+    except ConnectionResetError:
+        out.append("refused")
+print(" ".join(out))' "$(edge_port smtp)" "$@"
+	}
+	# A burst of three, then the fourth within the second is refused.
+	run burst 127.0.0.2 4
+	[ "$output" = "ok ok ok refused" ]
+	wait_log '^edge: close l=smtp c=127\.0\.0\.2:[0-9]+ .*why=rate_limit$'
+	# Another client has a bucket of its own.
+	run burst 127.0.0.3 1
+	[ "$output" = ok ]
+	# A token comes back every third of a second.
+	sleep 0.5
+	run burst 127.0.0.2 1
+	[ "$output" = ok ]
+}
+
+@test "a flood from more clients than the rate table holds evicts, never grows it, and a client is still served" {
+	b1=$(free_port)
+	spawn socat "TCP-LISTEN:$b1,bind=127.0.0.1,reuseaddr,fork" SYSTEM:'echo 220 up'
+	wait_listen "$b1"
+	st=$(free_port)
+	conf "max_conns = 64
+status.listen = 127.0.0.1:$st
+smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$b1
+smtp.max_rate_per_ip = 1/m"
+	start_edge edge.conf
+	p=$(edge_port smtp)
+	# 1,500 clients fill the 1,024 buckets (and warm the buffer pool)...
+	run python3 "$T/lib/flood.py" "$p" 0 1500
+	[ "$output" = "ok 1500 refused 0" ]
+	rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$EDGE_PID/status")
+	# ...3,000 more new ones each take the bucket seen longest ago.
+	run python3 "$T/lib/flood.py" "$p" 1500 3000
+	[ "$output" = "ok 3000 refused 0" ]
+	rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/$EDGE_PID/status")
+	[ "$rss1" -le $((rss0 + 64)) ]
+	m=$(curl -fsS "http://127.0.0.1:$st/metrics")
+	ev=$(printf '%s\n' "$m" | sed -n 's/^edge_rate_evictions_total \([0-9]*\)$/\1/p')
+	[ "$ev" -ge 3000 ]
+	# The first client's bucket was evicted: it starts afresh.
+	run python3 "$T/lib/flood.py" "$p" 0 1
+	[ "$output" = "ok 1 refused 0" ]
+	# A client seen again at once is still limited.
+	run python3 "$T/lib/flood.py" "$p" 0 1
+	[ "$output" = "ok 0 refused 1" ]
+}
+
 # metrics PORT: the status page, checked by Prometheus' own parser; prints
 # "name{labels} value" lines.
 metrics() {

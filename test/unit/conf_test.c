@@ -211,12 +211,14 @@ main(void)
 	    "key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
+	    "max_rate_per_ip)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
+	    "max_rate_per_ip)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
@@ -272,7 +274,8 @@ main(void)
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
+	    "max_rate_per_ip)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -437,6 +440,12 @@ main(void)
 	bad(L "drain_timeout = 0\n", NULL);
 	bad(L "dns_stale = 0\nsmtp.dns_stale = 10m\n", NULL);
 	bad(L "ipv6_prefix = 48\nsmtp.ipv6_prefix = 128\n", NULL);
+	bad(L "smtp.max_rate_per_ip = 20/m\n", NULL);
+	bad(L "smtp.max_rate_per_ip = 0\n", NULL);
+	bad(L "smtp.max_rate_per_ip = 20/h\n", "edge.conf:3: smtp.max_rate_per_ip: "
+	    "\"20/h\" is not a rate (N/s or N/m, e.g. 20/m; 0 for none)");
+	bad(L "smtp.max_rate_per_ip = 0/s\n", "edge.conf:3: smtp.max_rate_per_ip: "
+	    "\"0/s\" is not a rate (N/s or N/m, e.g. 20/m; 0 for none)");
 	bad(L "smtp.refuse = 421 4.7.0 Too many connections, try again later\n",
 	    NULL);
 	bad(L "refuse = 421 x\n", "edge.conf:3: refuse: unknown key (known: "
