@@ -10,16 +10,16 @@ LDFLAGS  =
 LDLIBS   = -lpthread
 -include config.mk
 
-SRC = edge.c status.c poll.c conn.c listen.c stats.c iptab.c rate.c buf.c resolve.c sys.c log.c conf.c proxyv2.c sni.c val.c addr.c
-OBJ = edge.o status.o poll.o conn.o listen.o stats.o iptab.o rate.o buf.o resolve.o sys.o log.o conf.o proxyv2.o sni.o val.o addr.o
+SRC = edge.c status.c poll.c conn.c listen.c stats.c iptab.c rate.c buf.c resolve.c sys.c log.c conf.c proxyv2.c sni.c val.c nets.c addr.c
+OBJ = edge.o status.o poll.o conn.o listen.o stats.o iptab.o rate.o buf.o resolve.o sys.o log.o conf.o proxyv2.o sni.o val.o nets.o addr.o
 # The layers, top first: a file calls only files on later layers
 # (test/layers.sh checks it from the objects' symbols), and exports only
 # names with its prefix.
 LAYERS = edge / status poll / conn / listen / stats iptab rate buf resolve / \
-	sys log / conf proxyv2 sni / val / addr
+	sys log / conf proxyv2 sni / nets / val / addr
 PREFIXES = edge:edge_ status:status_ poll:poll_ conn:conn_ listen:listen_ \
 	stats:stats_ iptab:iptab_ rate:rate_ buf:buf_ resolve:resolve_ sys:sys_ log:log_ \
-	conf:conf_ proxyv2:pp_,pp1_,pp2_ sni:sni_ val:val_ addr:sa_,cidr_
+	conf:conf_ proxyv2:pp_,pp1_,pp2_ sni:sni_ val:val_ nets:nets_ addr:sa_,cidr_
 STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
 REPLAY = fuzz/conf_replay fuzz/sni_replay fuzz/pp_replay
@@ -38,8 +38,8 @@ static:
 	$(MUSL_CC) $(CPPFLAGS) $(CFLAGS) -Os -g0 -static -s -o $(STATIC) $(SRC) $(LDLIBS)
 	@echo "$(STATIC): static, $$(wc -c < $(STATIC)) bytes"
 
-test/unit/conf_test: test/unit/conf_test.c conf.c val.c addr.c edge.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/conf_test.c conf.c val.c addr.c
+test/unit/conf_test: test/unit/conf_test.c conf.c val.c nets.c addr.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/conf_test.c conf.c val.c nets.c addr.c
 
 test/unit/pp2_test: test/unit/pp2_test.c proxyv2.c addr.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/pp2_test.c proxyv2.c addr.c
@@ -47,11 +47,11 @@ test/unit/pp2_test: test/unit/pp2_test.c proxyv2.c addr.c edge.h
 test/unit/sni_test: test/unit/sni_test.c sni.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/sni_test.c sni.c
 
-fuzz/conf_replay: fuzz/conf.c fuzz/replay.c conf.c val.c addr.c edge.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/conf.c fuzz/replay.c conf.c val.c addr.c
+fuzz/conf_replay: fuzz/conf.c fuzz/replay.c conf.c val.c nets.c addr.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/conf.c fuzz/replay.c conf.c val.c nets.c addr.c
 
-fuzz/conf_fuzz: fuzz/conf.c conf.c val.c addr.c edge.h
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/conf.c conf.c val.c addr.c
+fuzz/conf_fuzz: fuzz/conf.c conf.c val.c nets.c addr.c edge.h
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/conf.c conf.c val.c nets.c addr.c
 
 fuzz/sni_replay: fuzz/sni.c fuzz/replay.c sni.c edge.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/sni.c fuzz/replay.c sni.c

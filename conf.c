@@ -37,6 +37,7 @@ enum kind {
 	K_HOST,		/* const char *: a name or literal */
 	K_LINE,		/* const char *: a line to send, CRLF added */
 	K_RATE,		/* struct rate */
+	K_FILE,		/* a list file's path, appended */
 	K_USER,		/* struct runas */
 	K_SNI,		/* a route, appended */
 	K_CIDRS		/* allow or deny entries, appended */
@@ -65,7 +66,7 @@ enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
 	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, K_STALE_ID,
-	K_PREFIX_ID, K_REFUSE_ID, K_RATE_ID, NKEYS };
+	K_PREFIX_ID, K_REFUSE_ID, K_RATE_ID, K_DENYF_ID, K_ALLOWF_ID, NKEYS };
 
 #define IN_L(f)	offsetof(struct listener, f)
 #define IN_C(f)	offsetof(struct conf, f)
@@ -132,6 +133,10 @@ static const struct key {
 	    0, NULL, 0, 0, 0 },
 	[K_RATE_ID] = { "max_rate_per_ip", K_RATE, CONF_LISTENER, IN_L(rate),
 	    "0", 1, NULL, 0, 0, 0 },
+	[K_DENYF_ID] = { "deny_file", K_FILE, CONF_LISTENER, 0, NULL, 0, NULL,
+	    0, 0, 0 },
+	[K_ALLOWF_ID] = { "allow_file", K_FILE, CONF_LISTENER, 0, NULL, 0,
+	    NULL, 0, 0, 0 },
 };
 
 /* A listener as read: its values at the keys' offsets, and where each key
@@ -183,6 +188,8 @@ struct parser {
 	int nrr;
 	struct rawcidr rc[MAX_CIDRS];	/* allow and deny entries */
 	int nrc;
+	struct listfile lf[MAX_CIDRS];	/* deny_file and allow_file lines */
+	int nlf;
 	struct group status;		/* status.listen, not a listener */
 	struct chunk *strs;
 };
@@ -370,6 +377,7 @@ parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 	case K_LISTEN:
 	case K_SNI:
 	case K_CIDRS:
+	case K_FILE:
 		return -1;	/* parse_line() handles these itself */
 	}
 	return r == 0 ? 0 : bad(P, why);
@@ -511,7 +519,8 @@ parse_line(struct parser *P, char *line)
 	    (g = group(P, P->key, namelen)) == NULL)
 		return -1;
 	i = (int)(kd - keys);
-	if (kd->kind != K_SNI && kd->kind != K_CIDRS && g->set[i] != 0)
+	if (kd->kind != K_SNI && kd->kind != K_CIDRS && kd->kind != K_FILE &&
+	    g->set[i] != 0)
 		return fail(P, P->line, P->key, "already set on line %d",
 		    g->set[i]);
 	if (kd->kind == K_SNI && P->nrr == MAX_ROUTES)
@@ -524,6 +533,17 @@ parse_line(struct parser *P, char *line)
 	switch (kd->kind) {
 	case K_CIDRS:
 		if (parse_cidrs(P, g, i, value) == -1)
+			return -1;
+		break;
+	case K_FILE:
+		if (P->nlf == MAX_CIDRS)
+			return fail(P, P->line, P->key, "more than %d list "
+			    "files", MAX_CIDRS);
+		P->lf[P->nlf].li = (int)(g - P->g);
+		P->lf[P->nlf].deny = i == K_DENYF_ID;
+		P->lf[P->nlf].line = P->line;
+		if ((P->lf[P->nlf++].path = keep(P, value, strlen(value))) ==
+		    NULL)
 			return -1;
 		break;
 	case K_SNI:
@@ -802,9 +822,11 @@ build(struct parser *P)
 		    strlen(rr->r.t.host) + strlen(rr->r.alpn) + 4;
 	if (P->cf.upstream_host != NULL)
 		strs += strlen(P->cf.upstream_host) + 1;
+	for (i = 0; i < P->nlf; i++)
+		strs += strlen(P->lf[i].path) + 1;
 	if ((cf = malloc(sizeof(*cf) + (size_t)P->ng * sizeof(*cf->l) +
 	    (size_t)P->nrr * sizeof(*cf->r) + (size_t)P->nrc * sizeof(*cf->c) +
-	    strs)) == NULL) {
+	    (size_t)P->nlf * sizeof(*cf->files) + strs)) == NULL) {
 		fail(P, P->line, NULL, "out of memory");
 		return NULL;
 	}
@@ -812,8 +834,14 @@ build(struct parser *P)
 	cf->refs = 1;
 	cf->l = (struct listener *)(cf + 1);
 	cf->r = (struct route *)(cf->l + P->ng);
-	cf->c = (struct cidr *)(cf->r + P->nrr);
+	cf->files = (struct listfile *)(cf->r + P->nrr);
+	cf->c = (struct cidr *)(cf->files + P->nlf);
 	arena = (char *)(cf->c + P->nrc);
+	for (i = 0; i < P->nlf; i++) {
+		cf->files[i] = P->lf[i];
+		cf->files[i].path = put(&arena, P->lf[i].path);
+	}
+	cf->nfiles = P->nlf;
 	if (P->cf.upstream_host != NULL)
 		cf->upstream_host = put(&arena, P->cf.upstream_host);
 	for (i = 0; i < P->ng; i++) {
@@ -913,8 +941,36 @@ conf_hold(struct conf *cf)
 void
 conf_free(struct conf *cf)
 {
-	if (cf != NULL && --cf->refs == 0)
-		free(cf);
+	int i;
+
+	if (cf == NULL || --cf->refs > 0)
+		return;
+	for (i = 0; i < cf->nl; i++) {
+		nets_free(cf->l[i].deny_net);
+		nets_free(cf->l[i].allow_net);
+	}
+	free(cf);
+}
+
+int
+conf_list_text(struct conf *cf, int i, const char *text, size_t n,
+    char *err, size_t errlen)
+{
+	struct listener *l = &cf->l[cf->files[i].li];
+
+	return nets_add(cf->files[i].deny ? &l->deny_net : &l->allow_net,
+	    text, n, cf->files[i].path, err, errlen);
+}
+
+void
+conf_lists_done(struct conf *cf)
+{
+	int i;
+
+	for (i = 0; i < cf->nl; i++) {
+		nets_done(cf->l[i].deny_net);
+		nets_done(cf->l[i].allow_net);
+	}
 }
 
 /* Does the route's pattern match name? */
@@ -985,15 +1041,18 @@ conf_allowed(const struct conf *cf, const struct listener *l,
 {
 	int i;
 
+	/* Deny wins; with any allow entry or file, only those are let in. */
 	for (i = l->nallow; i < l->nc; i++)
 		if (cidr_match(&cf->c[l->c0 + i], a))
 			return 0;
-	if (l->nallow == 0)
+	if (nets_match(l->deny_net, a))
+		return 0;
+	if (l->nallow == 0 && l->allow_net == NULL)
 		return 1;
 	for (i = 0; i < l->nallow; i++)
 		if (cidr_match(&cf->c[l->c0 + i], a))
 			return 1;
-	return 0;
+	return nets_match(l->allow_net, a);
 }
 
 const char *
@@ -1048,6 +1107,10 @@ conf_describe(const struct listener *l, char *out, size_t n)
 		o += (size_t)snprintf(out + o, n - o, " allow=%d deny=%d "
 		    "max_conns_per_ip=%d", l->nallow, l->nc - l->nallow,
 		    l->max_per_ip);
+	if ((l->deny_net != NULL || l->allow_net != NULL) && o < n)
+		o += (size_t)snprintf(out + o, n - o, " deny_file=%zu "
+		    "allow_file=%zu", nets_count(l->deny_net),
+		    nets_count(l->allow_net));
 	if (l->accept_proxy != 0 && o < n) {
 		value_text(&keys[K_ACCEPT_ID], l, v, sizeof(v));
 		snprintf(out + o, n - o, " accept_proxy=%s accept_proxy_from=%d "
@@ -1062,6 +1125,27 @@ target_equal(const struct target *a, const struct target *b)
 	return strcmp(a->host, b->host) == 0 && strcmp(a->port, b->port) == 0
 	    && a->literal == b->literal && (!a->literal ||
 	    sa_equal(&a->addr, &b->addr));
+}
+
+/* Do listeners o and n name the same list files of a kind, in order? */
+static int
+same_files(const struct conf *oc, const struct listener *o,
+    const struct conf *nc, const struct listener *n, int deny)
+{
+	int i = 0, j = 0;
+
+	for (;;) {
+		while (i < oc->nfiles && (oc->files[i].li != o - oc->l ||
+		    oc->files[i].deny != deny))
+			i++;
+		while (j < nc->nfiles && (nc->files[j].li != n - nc->l ||
+		    nc->files[j].deny != deny))
+			j++;
+		if (i == oc->nfiles || j == nc->nfiles)
+			return i == oc->nfiles && j == nc->nfiles;
+		if (strcmp(oc->files[i++].path, nc->files[j++].path) != 0)
+			return 0;
+	}
 }
 
 static int
@@ -1096,6 +1180,12 @@ conf_diff(const struct conf *oc, const struct listener *o,
 		case K_LINE:
 			d = (o->refuse == NULL) != (n->refuse == NULL) ||
 			    (o->refuse && strcmp(o->refuse, n->refuse) != 0);
+			break;
+		case K_FILE:
+			d = !same_files(oc, o, nc, n, k - keys == K_DENYF_ID) ||
+			    nets_count(k - keys == K_DENYF_ID ? o->deny_net :
+			    o->allow_net) != nets_count(k - keys == K_DENYF_ID ?
+			    n->deny_net : n->allow_net);
 			break;
 		case K_SNI:
 			d = o->nr != n->nr;

@@ -22,6 +22,7 @@
 #include "edge.h"
 
 #define CONF_MAX_SIZE	(1024 * 1024)
+#define LIST_MAX_SIZE	(64 * 1024 * 1024)	/* a deny_file or allow_file */
 
 static const char *confpath = "/etc/edge/edge.conf";
 static struct conf *running;	/* the config new connections get (held) */
@@ -31,25 +32,58 @@ static int draining;		/* SIGTERM: no new connections */
 static int64_t drain_end;
 static int stop;
 
-/* The config file, read and parsed; NULL with the message in err. */
+/* Read path whole; NULL with "path: why" in err. */
+static char *
+slurp(const char *path, size_t max, size_t *n, char *err, size_t errlen)
+{
+	char *text;
+
+	if ((text = sys_read_file(path, max, n)) == NULL) {
+		if (errno == EFBIG)
+			snprintf(err, errlen, "%s: larger than %zu bytes", path,
+			    max - 1);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	}
+	return text;
+}
+
+/*
+ * The config file, read and parsed, with the list files it names (each
+ * read whole, every time: a reload re-reads them); NULL with the message
+ * in err.
+ */
 static struct conf *
 load(char *err, size_t errlen)
 {
+	const struct listfile *f;
 	struct conf *cf;
-	char *text;
+	char *text, why[512];
 	size_t n;
+	int i;
 
-	if ((text = sys_read_file(confpath, CONF_MAX_SIZE, &n)) == NULL) {
-		if (errno == EFBIG)
-			snprintf(err, errlen, "%s: larger than %d bytes",
-			    confpath, CONF_MAX_SIZE - 1);
-		else
-			snprintf(err, errlen, "%s: %s", confpath,
-			    strerror(errno));
+	if ((text = slurp(confpath, CONF_MAX_SIZE, &n, err, errlen)) == NULL)
 		return NULL;
-	}
 	cf = conf_parse(text, n, confpath, err, errlen);
 	free(text);
+	for (i = 0; cf != NULL && i < cf->nfiles; i++) {
+		f = &cf->files[i];
+		if ((text = slurp(f->path, LIST_MAX_SIZE, &n, why,
+		    sizeof(why))) == NULL) {
+			snprintf(err, errlen, "%s:%d: %s.%s: %s", confpath,
+			    f->line, cf->l[f->li].name, f->deny ? "deny_file" :
+			    "allow_file", why);
+			conf_free(cf);
+			return NULL;
+		}
+		if (conf_list_text(cf, i, text, n, err, errlen) == -1) {
+			conf_free(cf);
+			cf = NULL;
+		}
+		free(text);
+	}
+	if (cf != NULL)
+		conf_lists_done(cf);
 	return cf;
 }
 

@@ -16,6 +16,7 @@
  *   sys.c  log.c                 socket helpers and the clock; the log
  *   conf.c proxyv2.c sni.c       parsers of the config, PROXY headers and
  *                                the ClientHello: pure
+ *   nets.c                       sets of networks from list files: pure
  *   val.c                        the config's typed values: pure
  *   addr.c                       addresses and networks: pure
  *
@@ -163,6 +164,8 @@ struct listener {
 	const char *refuse;		/* the line refused clients get, with
 					 * CRLF; NULL: a reset */
 	struct rate rate;		/* max_rate_per_ip */
+	struct nets *deny_net;		/* deny_file's networks, or NULL */
+	struct nets *allow_net;		/* allow_file's networks, or NULL */
 	int any_proxy;			/* it or one of its routes sends PROXY */
 	int accept_proxy;		/* PP_ACCEPT_V1 | PP_ACCEPT_V2, or 0 */
 	int t0, nt;			/* accept_proxy_from: conf.c[t0 ..) */
@@ -177,7 +180,16 @@ struct runas {
 	long uid, gid;			/* gid -1: the user's own, or uid */
 };
 
-/* A parsed config: one allocation holding the arrays and strings too. */
+/* A deny_file or allow_file line of the config: read after parsing. */
+struct listfile {
+	int li;				/* the listener */
+	int deny;			/* 1: deny_file, 0: allow_file */
+	int line;
+	const char *path;
+};
+
+/* A parsed config: one allocation holding the arrays and strings too (the
+ * list files' networks are allocated apart: conf_free frees them). */
 struct conf {
 	int refs;			/* references: conf_hold, conf_free */
 	int max_conns;
@@ -191,7 +203,26 @@ struct conf {
 	struct listener *l;
 	struct route *r;
 	struct cidr *c;
+	int nfiles;
+	struct listfile *files;
 };
+
+/*
+ * nets.c: sets of networks from list files, pure.  nets_add(&s, text, n,
+ * fname, err, errlen): add the networks of a file's n bytes (one address
+ * or CIDR a line, ';' or '#' comments, blank lines), allocating *s when
+ * NULL; -1 with "fname:line: problem" in err.  nets_done(s): sort and
+ * merge, before any lookup.  nets_match(s, a): is a (unmapped) in s?
+ * O(log n); NULL holds nothing.  nets_count(s): its merged ranges.
+ * nets_free(s): NULL is a no-op.
+ */
+struct nets;
+int nets_add(struct nets **s, const char *text, size_t n, const char *fname,
+    char *err, size_t errlen);
+void nets_done(struct nets *s);
+int nets_match(const struct nets *s, const union sa *a);
+size_t nets_count(const struct nets *s);
+void nets_free(struct nets *s);
 
 /*
  * conf.c: the config file, parsed from memory.
@@ -213,6 +244,10 @@ struct conf {
  * conf_diff(oc, o, nc, n, moved, out, sz): the keys in which listener n
  * of nc differs from o of oc, "upstream,idle_timeout"; moved: the listen
  * socket is not the same.
+ * conf_list_text(cf, i, text, n, err, errlen): add the networks of the
+ * list file cf->files[i], read by the caller (n bytes of text); -1 with
+ * "path:line: problem" in err.  conf_lists_done(cf): sort and merge them,
+ * once all are in.
  * conf_key(i, &name, &def, &scope): the i-th key of the key table (def
  * NULL: no default; scope: CONF_GLOBAL, CONF_LISTENER, CONF_STATUS, or
  * more than one); 0 past the end.
@@ -237,6 +272,9 @@ void conf_diff(const struct conf *oc, const struct listener *o,
     const struct conf *nc, const struct listener *n, int moved, char *out,
     size_t sz);
 int conf_key(int i, const char **name, const char **def, int *scope);
+int conf_list_text(struct conf *cf, int i, const char *text, size_t n,
+    char *err, size_t errlen);
+void conf_lists_done(struct conf *cf);
 
 /*
  * val.c: the typed values of the config file, pure.  Each returns 0, or -1

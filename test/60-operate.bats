@@ -467,6 +467,49 @@ smtp.max_rate_per_ip = 1/m"
 	[ "$output" = "ok 0 refused 1" ]
 }
 
+@test "deny_file and allow_file: DROP lines and comments load; a bad line names file:line; a reload re-reads them, a broken file is refused" {
+	b1=$(free_port)
+	spawn socat "TCP-LISTEN:$b1,bind=127.0.0.1,reuseaddr,fork" SYSTEM:'echo 220 up'
+	wait_listen "$b1"
+	printf '; Spamhaus DROP List\n127.0.0.0/29 ; SBL1\n\n127.0.0.9 # one\n' > drop.txt
+	printf '127.0.0.0/24\n' > allow.txt
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$b1
+smtp.deny_file = $BATS_TEST_TMPDIR/drop.txt
+smtp.allow_file = $BATS_TEST_TMPDIR/allow.txt"
+	start_edge edge.conf
+	grep -q 'listening smtp on .* deny_file=2 allow_file=1$' edge.log
+	p=$(edge_port smtp)
+	greet1() {
+		timeout 5 socat -u "TCP:127.0.0.1:$p,bind=$1" - 2> /dev/null | head -n 1 || true
+	}
+	[ -z "$(greet1 127.0.0.2)" ]
+	[ -z "$(greet1 127.0.0.9)" ]
+	[ "$(greet1 127.0.0.10)" = "220 up" ]
+	# 127.0.1.1 is in no allow entry or file: refused.
+	[ -z "$(greet1 127.0.1.1)" ]
+	[ "$(close_lines | grep -c 'why=denied')" -eq 3 ]
+	# A reload re-reads the file: 127.0.0.10 is listed now.
+	printf '127.0.0.10/32\n' >> drop.txt
+	kill -HUP "$EDGE_PID"
+	wait_log '^edge: reload ok '
+	[ -z "$(greet1 127.0.0.10)" ]
+	# A broken file refuses the reload; the old lists stay.
+	printf '127.0.0.300\n' >> drop.txt
+	kill -HUP "$EDGE_PID"
+	wait_log "reload failed: $BATS_TEST_TMPDIR/drop.txt:6: \"127.0.0.300\" is not an address or CIDR"
+	[ -z "$(greet1 127.0.0.10)" ]
+	[ "$(greet1 127.0.0.11)" = "220 up" ]
+	# edge -t says where: the file and line, or the config line.
+	run --separate-stderr "$EDGE" -t -c edge.conf
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == "edge: $BATS_TEST_TMPDIR/drop.txt:6: \"127.0.0.300\" is not an address or CIDR"* ]]
+	rm drop.txt
+	run --separate-stderr "$EDGE" -t -c edge.conf
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "edge: edge.conf:3: smtp.deny_file: $BATS_TEST_TMPDIR/drop.txt: No such file or directory" ]
+}
+
 # metrics PORT: the status page, checked by Prometheus' own parser; prints
 # "name{labels} value" lines.
 metrics() {

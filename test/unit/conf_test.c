@@ -134,6 +134,60 @@ readme_tables(void)
 	}
 }
 
+/* A list file's networks: DROP-format lines, merged ranges, their edges. */
+static void
+nets_vectors(void)
+{
+	static const char drop[] =
+	    "; Spamhaus DROP List 2026/12/01\n"
+	    "1.10.16.0/20 ; SBL256894\n"
+	    "  10.0.0.0/9\t# two halves that merge\n"
+	    "10.128.0.0/9\n"
+	    "\n"
+	    "192.0.2.7\r\n"
+	    "192.0.2.8\n"
+	    "2001:db8::/32 ; v6\n"
+	    "2001:db8:ffff::/48\n"
+	    "fd00::1\n";
+	static const struct { const char *a; int in; } v[] = {
+		{ "1.10.16.0", 1 }, { "1.10.31.255", 1 }, { "1.10.32.0", 0 },
+		{ "1.10.15.255", 0 }, { "10.0.0.0", 1 }, { "10.255.255.255", 1 },
+		{ "11.0.0.0", 0 }, { "192.0.2.6", 0 }, { "192.0.2.7", 1 },
+		{ "192.0.2.8", 1 }, { "192.0.2.9", 0 }, { "0.0.0.0", 0 },
+		{ "255.255.255.255", 0 }, { "2001:db8::", 1 },
+		{ "2001:db8:ffff:ffff::1", 1 }, { "2001:db9::", 0 },
+		{ "fd00::1", 1 }, { "fd00::2", 0 }, { "::", 0 },
+	};
+	struct nets *n = NULL;
+	union sa a;
+	char err[256];
+	size_t i;
+
+	check(nets_add(&n, drop, sizeof(drop) - 1, "drop.txt", err,
+	    sizeof(err)) == 0, "nets: a DROP file loads", err);
+	nets_done(n);
+	check(nets_count(n) == 5, "nets: adjacent and overlapping networks "
+	    "merge (5 ranges)", "");
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		memset(&a, 0, sizeof(a));
+		if (inet_pton(AF_INET, v[i].a, &a.in.sin_addr) == 1)
+			a.sa.sa_family = AF_INET;
+		else if (inet_pton(AF_INET6, v[i].a, &a.in6.sin6_addr) == 1)
+			a.sa.sa_family = AF_INET6;
+		check(nets_match(n, &a) == v[i].in, v[i].a,
+		    v[i].in ? "should be in" : "should be out");
+	}
+	nets_free(n);
+	n = NULL;
+	check(nets_add(&n, "1.2.3.0/24\n\n5.6.7.8/33 ; x\n", 26, "drop.txt",
+	    err, sizeof(err)) == -1 && strcmp(err, "drop.txt:3: \"5.6.7.8/33\" "
+	    "is not an address or CIDR (e.g. 100.64.0.0/10, "
+	    "fd7a:115c:a1e0::/48)") == 0, "nets: a bad line names file:line",
+	    err);
+	nets_free(n);
+	check(nets_match(NULL, &a) == 0, "nets: none holds nothing", "");
+}
+
 #define L "smtp.listen = :2525\nsmtp.upstream = mx.example:25\n"
 
 int
@@ -212,13 +266,13 @@ main(void)
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
 	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
-	    "max_rate_per_ip)");
+	    "max_rate_per_ip, deny_file, allow_file)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
 	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
-	    "max_rate_per_ip)");
+	    "max_rate_per_ip, deny_file, allow_file)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
@@ -275,7 +329,7 @@ main(void)
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
 	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
-	    "max_rate_per_ip)");
+	    "max_rate_per_ip, deny_file, allow_file)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -608,6 +662,7 @@ main(void)
 	    "sni_timeout, max_conns, upstream_host, drain_timeout, user, "
 	    "accept_proxy_timeout, dns_stale, ipv6_prefix)");
 
+	nets_vectors();
 	readme_tables();
 
 	printf("%s: %d failed\n", __FILE__, fails);
