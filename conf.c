@@ -476,6 +476,57 @@ split_line(struct parser *P, char *line, char **v)
 	return 1;
 }
 
+/* Put the expanded value of key kd where it lands, for group g. */
+static int
+store(struct parser *P, struct group *g, const struct key *kd, char *value)
+{
+	char why[VAL_MAX_LEN + 128];
+	int i = (int)(kd - keys);
+	void *dst;
+
+	switch (kd->kind) {
+	case K_CIDRS:
+		if (parse_cidrs(P, g, i, value) == -1)
+			return -1;
+		break;
+	case K_FILE:
+		if (P->nlf == MAX_CIDRS)
+			return fail(P, P->line, P->key, "more than %d list "
+			    "files", MAX_CIDRS);
+		P->lf[P->nlf].li = (int)(g - P->g);
+		P->lf[P->nlf].deny = i == K_DENYF_ID;
+		P->lf[P->nlf].line = P->line;
+		if ((P->lf[P->nlf++].path = keep(P, value, strlen(value))) ==
+		    NULL)
+			return -1;
+		break;
+	case K_SNI:
+		if (parse_sni(P, value, &P->rr[P->nrr]) == -1)
+			return -1;
+		P->rr[P->nrr].group = (int)(g - P->g);
+		P->rr[P->nrr++].line = P->line;
+		g->nroutes++;
+		break;
+	case K_LISTEN:
+		if (val_listen(value, &g->l.addr, &g->l.dual, why,
+		    sizeof(why)) == -1)
+			return bad(P, why);
+		if ((g->listen_text = keep(P, value, strlen(value))) == NULL)
+			return -1;
+		break;
+	default:
+		dst = kd->scope & CONF_LISTENER ? (char *)&g->l + kd->off :
+		    (char *)&P->cf + kd->off;
+		if (parse_value(P, kd, value, dst) == -1)
+			return -1;
+		if (i == K_UPSTREAM_ID &&
+		    (g->up_text = keep(P, value, strlen(value))) == NULL)
+			return -1;
+		break;
+	}
+	return 0;
+}
+
 static int
 parse_line(struct parser *P, char *line)
 {
@@ -485,7 +536,6 @@ parse_line(struct parser *P, char *line)
 	struct group *g = &P->global;
 	int i, r, scope = CONF_GLOBAL;
 	size_t namelen = 0;
-	void *dst;
 
 	if ((r = split_line(P, line, &v)) <= 0)
 		return r;
@@ -530,46 +580,8 @@ parse_line(struct parser *P, char *line)
 		return bad(P, why);
 	if (value[0] == '\0' && kd->kind != K_SNI)
 		return fail(P, P->line, P->key, "empty value");
-	switch (kd->kind) {
-	case K_CIDRS:
-		if (parse_cidrs(P, g, i, value) == -1)
-			return -1;
-		break;
-	case K_FILE:
-		if (P->nlf == MAX_CIDRS)
-			return fail(P, P->line, P->key, "more than %d list "
-			    "files", MAX_CIDRS);
-		P->lf[P->nlf].li = (int)(g - P->g);
-		P->lf[P->nlf].deny = i == K_DENYF_ID;
-		P->lf[P->nlf].line = P->line;
-		if ((P->lf[P->nlf++].path = keep(P, value, strlen(value))) ==
-		    NULL)
-			return -1;
-		break;
-	case K_SNI:
-		if (parse_sni(P, value, &P->rr[P->nrr]) == -1)
-			return -1;
-		P->rr[P->nrr].group = (int)(g - P->g);
-		P->rr[P->nrr++].line = P->line;
-		g->nroutes++;
-		break;
-	case K_LISTEN:
-		if (val_listen(value, &g->l.addr, &g->l.dual, why,
-		    sizeof(why)) == -1)
-			return bad(P, why);
-		if ((g->listen_text = keep(P, value, strlen(value))) == NULL)
-			return -1;
-		break;
-	default:
-		dst = kd->scope & CONF_LISTENER ? (char *)&g->l + kd->off :
-		    (char *)&P->cf + kd->off;
-		if (parse_value(P, kd, value, dst) == -1)
-			return -1;
-		if (i == K_UPSTREAM_ID &&
-		    (g->up_text = keep(P, value, strlen(value))) == NULL)
-			return -1;
-		break;
-	}
+	if (store(P, g, kd, value) == -1)
+		return -1;
 	if (g->set[i] == 0)	/* lists: the first line */
 		g->set[i] = P->line;
 	return 0;

@@ -149,6 +149,7 @@ void
 nets_done(struct nets *s)
 {
 	size_t i, k;
+	void *p;
 
 	if (s == NULL)
 		return;
@@ -173,6 +174,15 @@ nets_done(struct nets *s)
 		}
 	}
 	s->n6 = s->n6 ? k + 1 : 0;
+	/* Give back what growing and merging left over. */
+	if (s->n4 > 0 && (p = realloc(s->v4, s->n4 * sizeof(*s->v4))) != NULL) {
+		s->v4 = p;
+		s->cap4 = s->n4;
+	}
+	if (s->n6 > 0 && (p = realloc(s->v6, s->n6 * sizeof(*s->v6))) != NULL) {
+		s->v6 = p;
+		s->cap6 = s->n6;
+	}
 }
 
 int

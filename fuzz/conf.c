@@ -74,6 +74,24 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 					abort();	/* a deny that lets it in */
 			}
 		}
+		for (i = 0; i < cf->nl; i++) {
+			/* A refuse line ends in its one CRLF; a rate is off
+			 * or a count per second or minute. */
+			p = cf->l[i].refuse;
+			if (p != NULL && (strlen(p) < 2 ||
+			    strcmp(p + strlen(p) - 2, "\r\n") != 0 ||
+			    strchr(p, '\n') != p + strlen(p) - 1 ||
+			    cf->l[i].nr > 0))
+				abort();
+			if (cf->l[i].rate.n < 0 || (cf->l[i].rate.per_ms != 1000 &&
+			    cf->l[i].rate.per_ms != 60000) ||
+			    cf->l[i].ipv6_prefix < 48 || cf->l[i].ipv6_prefix > 128)
+				abort();
+		}
+		for (i = 0; i < cf->nfiles; i++)
+			if (cf->files[i].li < 0 || cf->files[i].li >= cf->nl ||
+			    cf->files[i].path[0] == '\0')
+				abort();
 		if (cf->drain_ms < 0 || (cf->user.set && cf->user.name[0] == '\0' &&
 		    cf->user.uid <= 0))
 			abort();
