@@ -211,24 +211,7 @@ subject() {
 	tls_backend mta "$PA"
 	tls_backend default "$PB"
 	# HAProxy in front of the mail server's TLS: it reads the header.
-	cat > hap.cfg <<-EOF2
-		global
-		  log stdout format raw local0
-		defaults
-		  mode tcp
-		  log global
-		  timeout connect 5s
-		  timeout client 10s
-		  timeout server 10s
-		frontend f
-		  bind 127.0.0.1:$PH accept-proxy
-		  log-format "hap ci=%ci cp=%cp"
-		  default_backend b
-		backend b
-		  server s 127.0.0.1:$PA
-	EOF2
-	spawn sh -c "exec haproxy -db -f hap.cfg > hap.log 2>&1"
-	wait_listen "$PH"
+	hap_reader "$PH" hap.log "hap ci=%ci cp=%cp" "$PA"
 	conf "web.proxy = off
 web.listen = 127.0.0.1:0
 web.sni = mta-sts.* 127.0.0.1:$PH proxy=v2

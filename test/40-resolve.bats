@@ -90,19 +90,28 @@ smtp.proxy = off"
 	wait_log '^edge: close l=smtp c=127.0.0.1:[0-9]+ sni=- r=- u=- up=0 down=0 t=[0-9.]+s why=dns_failed err="[^"]+"$'
 }
 
-# slow_dns_ns DELAY NAME=IP...: a network namespace with only lo, whose
-# /etc/resolv.conf points at a DNS server on 127.0.0.1 that answers each
-# query DELAY seconds late.  Sets NETNS and NS (the exec prefix).
-slow_dns_ns() {
+# dns_ns TIMEOUT SERVER ARGS...: a network namespace with only lo, whose
+# /etc/resolv.conf points at test/lib/SERVER (a DNS server on 127.0.0.1,
+# given ARGS) with TIMEOUT seconds per query.  Sets NETNS and NS (the exec
+# prefix).
+dns_ns() {
+	local timeout=$1 server=$2
+	shift 2
 	need_root
 	NETNS="edge-test-$$-$BATS_TEST_NUMBER"
 	ip netns add "$NETNS"
 	ip -n "$NETNS" link set lo up
 	mkdir -p "/etc/netns/$NETNS"
-	printf 'nameserver 127.0.0.1\noptions timeout:15 attempts:1\n' > "/etc/netns/$NETNS/resolv.conf"
+	printf 'nameserver 127.0.0.1\noptions timeout:%s attempts:1\n' "$timeout" > "/etc/netns/$NETNS/resolv.conf"
 	NS="ip netns exec $NETNS"
-	spawn $NS python3 "$T/lib/slowdns.py" "$@" "$BATS_TEST_TMPDIR/dns.log"
+	spawn $NS python3 "$T/lib/$server" "$@"
 	wait_for 10 $NS sh -c 'ss -Hlun | grep -q 127.0.0.1:53'
+}
+
+# slow_dns_ns DELAY NAME=IP...: dns_ns with a server that answers each
+# query DELAY seconds late.
+slow_dns_ns() {
+	dns_ns 15 slowdns.py "$@" "$BATS_TEST_TMPDIR/dns.log"
 }
 
 @test "a slow DNS server does not delay another listener's traffic" {
@@ -187,18 +196,10 @@ c.proxy = off'
 	! grep -q 'c=10.9.9.9\|c=127.0.0.5\|u=127.0.0.1:2003 up' edge.log
 }
 
-# ctl_dns_ns: a network namespace with only lo whose DNS server on
-# 127.0.0.1 does what ./mode says (test/lib/ctldns.py).  Sets NETNS, NS.
+# ctl_dns_ns: dns_ns with a server that does what ./mode says
+# (test/lib/ctldns.py).
 ctl_dns_ns() {
-	need_root
-	NETNS="edge-test-$$-$BATS_TEST_NUMBER"
-	ip netns add "$NETNS"
-	ip -n "$NETNS" link set lo up
-	mkdir -p "/etc/netns/$NETNS"
-	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:1\n' > "/etc/netns/$NETNS/resolv.conf"
-	NS="ip netns exec $NETNS"
-	spawn $NS python3 "$T/lib/ctldns.py" "$BATS_TEST_TMPDIR/mode" "$BATS_TEST_TMPDIR/dns.log"
-	wait_for 10 $NS sh -c 'ss -Hlun | grep -q 127.0.0.1:53'
+	dns_ns 5 ctldns.py "$BATS_TEST_TMPDIR/mode" "$BATS_TEST_TMPDIR/dns.log"
 }
 
 # one_conn PORT: one connection through edge; prints what came back.

@@ -149,16 +149,19 @@ cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-# hap_reader PORT LOG FORMAT: HAProxy reading PROXY (accept-proxy) on
-# 127.0.0.1:PORT, writing one line per connection in FORMAT (a log-format)
-# to LOG, in front of a sink that discards what it gets.
+# hap_reader PORT LOG FORMAT [BACKEND]: HAProxy reading PROXY
+# (accept-proxy) on 127.0.0.1:PORT, writing one line per connection in
+# FORMAT (a log-format) to LOG, in front of 127.0.0.1:BACKEND, or of a sink
+# that discards what it gets.
 hap_reader() {
 	command -v haproxy > /dev/null || skip "haproxy is not installed"
-	local back
-	back=$(free_port)
-	spawn socat -u "TCP-LISTEN:$back,bind=127.0.0.1,reuseaddr,fork" \
-		OPEN:/dev/null
-	wait_listen "$back"
+	local back=${4:-}
+	if [ -z "$back" ]; then
+		back=$(free_port)
+		spawn socat -u "TCP-LISTEN:$back,bind=127.0.0.1,reuseaddr,fork" \
+			OPEN:/dev/null
+		wait_listen "$back"
+	fi
 	cat > "$BATS_TEST_TMPDIR/hap-reader.cfg" <<-EOF2
 		global
 		  log stdout format raw local0
