@@ -33,9 +33,12 @@ edge: $(OBJ)
 
 $(OBJ): edge.h Makefile
 
-# A stripped static binary (STATIC=path to write it elsewhere).
+# A stripped static binary (STATIC=path to write it elsewhere): no unwind
+# tables (C without exceptions), unused functions dropped.
+STATIC_FLAGS = -Os -g0 -static -s -fno-asynchronous-unwind-tables \
+	-ffunction-sections -fdata-sections -Wl,--gc-sections
 static:
-	$(MUSL_CC) $(CPPFLAGS) $(CFLAGS) -Os -g0 -static -s -o $(STATIC) $(SRC) $(LDLIBS)
+	$(MUSL_CC) $(CPPFLAGS) $(CFLAGS) $(STATIC_FLAGS) -o $(STATIC) $(SRC) $(LDLIBS)
 	@echo "$(STATIC): static, $$(wc -c < $(STATIC)) bytes"
 
 test/unit/conf_test: test/unit/conf_test.c conf.c val.c nets.c addr.c edge.h
