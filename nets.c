@@ -153,7 +153,10 @@ nets_done(struct nets *s)
 
 	if (s == NULL)
 		return;
-	qsort(s->v4, s->n4, sizeof(*s->v4), cmp4);
+	/* qsort() of no entries: v4 or v6 may be NULL, which it must not
+	 * be given. */
+	if (s->n4 > 0)
+		qsort(s->v4, s->n4, sizeof(*s->v4), cmp4);
 	for (i = 1, k = 0; i < s->n4; i++) {
 		if (s->v4[k].hi == 0xffffffffu || s->v4[i].lo <=
 		    s->v4[k].hi + 1) {
@@ -164,7 +167,8 @@ nets_done(struct nets *s)
 		}
 	}
 	s->n4 = s->n4 ? k + 1 : 0;
-	qsort(s->v6, s->n6, sizeof(*s->v6), cmp6);
+	if (s->n6 > 0)
+		qsort(s->v6, s->n6, sizeof(*s->v6), cmp6);
 	for (i = 1, k = 0; i < s->n6; i++) {
 		if (touches6(s->v6[k].hi, s->v6[i].lo)) {
 			if (memcmp(s->v6[i].hi, s->v6[k].hi, 16) > 0)
