@@ -11,6 +11,11 @@
  *   load rr PORT CONC SECS client|server
  *                                  CONC clients loop: connect, 64 B, 64 B
  *                                  back, close; sources 127.0.0.1-16
+ *   load flood PORT CONC SECS FIRST N
+ *                                  rr (client closes) from N source
+ *                                  addresses counting from 127.64.0.0 +
+ *                                  FIRST; a connection reset or closed
+ *                                  before its answer counts as refused
  *   load ping PORT N               1-byte round trips on one connection
  *   load idle PORT N               open N connections, one echo each, hold
  *                                  them until stdin closes; "ready" on stdout
@@ -40,6 +45,7 @@
 #define MSG	64
 
 static char buf[BIG];
+static unsigned src_base, src_n = 16;	/* rr's sources: base + 1 .. n */
 
 static void
 die(const char *what)
@@ -65,7 +71,7 @@ addr(int port, int host)
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_port = htons((unsigned short)port);
-	a.sin_addr.s_addr = htonl(0x7f000000u | (unsigned)host);
+	a.sin_addr.s_addr = htonl(0x7f000000u | ((unsigned)host & 0xffffff));
 	return a;
 }
 
@@ -371,8 +377,8 @@ rc_start(int ep, struct rc *c, int port, int *src)
 {
 	struct epoll_event ev;
 
-	*src = *src % 16 + 1;
-	c->fd = dial(port, *src, 1);
+	*src = *src % (int)src_n + 1;
+	c->fd = dial(port, (int)src_base + *src, 1);
 	c->st = 0;
 	c->n = 0;
 	c->t0 = now();
@@ -436,8 +442,8 @@ failed:
 	t0 = now() - t0;
 	qsort(v, nv, sizeof(double), cmp_d);
 	printf("conns=%zu secs=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f "
-	    "errors=%d\n", nv, t0, nv / t0, pct(v, nv, 0.5) * 1e6,
-	    pct(v, nv, 0.99) * 1e6, errs);
+	    "errors=%d refused_rate=%.0f\n", nv, t0, nv / t0,
+	    pct(v, nv, 0.5) * 1e6, pct(v, nv, 0.99) * 1e6, errs, errs / t0);
 	return 0;
 }
 
@@ -543,6 +549,11 @@ main(int argc, char **argv)
 	if (argc == 6 && strcmp(argv[1], "rr") == 0)
 		return rr(atoi(argv[2]), atoi(argv[3]), atof(argv[4]),
 		    strcmp(argv[5], "server") == 0);
+	if (argc == 7 && strcmp(argv[1], "flood") == 0) {
+		src_base = (64u << 16) + (unsigned)atoi(argv[5]) - 1;
+		src_n = (unsigned)atoi(argv[6]);
+		return rr(atoi(argv[2]), atoi(argv[3]), atof(argv[4]), 0);
+	}
 	if (argc == 4 && strcmp(argv[1], "idle") == 0)
 		return idle(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 5 && strcmp(argv[1], "multi") == 0)
