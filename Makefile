@@ -22,7 +22,7 @@ PREFIXES = edge:edge_ status:status_ poll:poll_ conn:conn_ listen:listen_ \
 	conf:conf_ proxyv2:pp_,pp1_,pp2_ sni:sni_ val:val_ nets:nets_ addr:sa_,cidr_
 STATIC = edge
 UNIT = test/unit/conf_test test/unit/pp2_test test/unit/sni_test
-REPLAY = fuzz/conf_replay fuzz/sni_replay fuzz/pp_replay
+REPLAY = fuzz/conf_replay fuzz/sni_replay fuzz/pp_replay fuzz/nets_replay
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
@@ -68,15 +68,22 @@ fuzz/pp_replay: fuzz/pp.c fuzz/replay.c proxyv2.c addr.c edge.h
 fuzz/pp_fuzz: fuzz/pp.c proxyv2.c addr.c edge.h
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/pp.c proxyv2.c addr.c
 
+fuzz/nets_replay: fuzz/nets.c fuzz/replay.c nets.c val.c addr.c edge.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ fuzz/nets.c fuzz/replay.c nets.c val.c addr.c
+
+fuzz/nets_fuzz: fuzz/nets.c nets.c val.c addr.c edge.h
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ fuzz/nets.c nets.c val.c addr.c
+
 # Build the libFuzzer targets; run one with e.g.
 #   fuzz/sni_fuzz -max_total_time=600 fuzz/corpus/sni
-fuzz: fuzz/conf_fuzz fuzz/sni_fuzz fuzz/pp_fuzz
+fuzz: fuzz/conf_fuzz fuzz/sni_fuzz fuzz/pp_fuzz fuzz/nets_fuzz
 
 unit: $(UNIT) $(REPLAY)
 	for t in $(UNIT); do ./$$t || exit 1; done
 	fuzz/conf_replay fuzz/corpus/conf/*
 	fuzz/sni_replay fuzz/corpus/sni/*
 	fuzz/pp_replay fuzz/corpus/pp/*
+	fuzz/nets_replay fuzz/corpus/nets/*
 
 check-layers: $(OBJ)
 	sh test/layers.sh "$(LAYERS)" "$(PREFIXES)"
@@ -104,7 +111,7 @@ install:
 
 clean:
 	rm -f edge $(OBJ) $(UNIT) $(REPLAY) fuzz/conf_fuzz fuzz/sni_fuzz \
-	    fuzz/pp_fuzz \
+	    fuzz/pp_fuzz fuzz/nets_fuzz \
 	    bench/load bench/edge
 	rm -rf bench/old
 
