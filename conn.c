@@ -195,6 +195,19 @@ ip_key(const struct listener *l, const union sa *cli)
 	return k;
 }
 
+/* Count c's client in the per-IP table (add 1), or no longer (add 0). */
+static void
+ip_count(struct conn *c, int add)
+{
+	union sa k = ip_key(c->l, &c->cli);
+
+	if (add)
+		iptab_add(c->sid, &k);
+	else if (c->counted)
+		iptab_del(c->sid, &k);
+	c->counted = add;
+}
+
 /* May client cli use listener l?  NWHY if so, else why not. */
 static enum why
 admit(const struct conf *cf, const struct listener *l, int sid,
@@ -225,7 +238,7 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	socklen_t len = sizeof(union sa);
 	int sid = listen_sid(li), slot;
 	struct conn *c;
-	union sa cli = *sa, key;
+	union sa cli = *sa;
 	enum why w;
 
 	sa_unmap(&cli);
@@ -245,10 +258,6 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->l = l;
 	c->sid = sid;
 	stats_opened(sid);
-	if ((c->counted = !l->accept_proxy)) {
-		key = ip_key(l, &cli);
-		iptab_add(sid, &key);
-	}
 	c->live = nconn;
 	live[nconn++] = slot;
 	c->s[CLI].fd = fd;
@@ -257,6 +266,9 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->s[CLI].shut = c->s[UPS].shut = 0;
 	c->s[CLI].nread = c->s[UPS].nread = 0;
 	c->cli = cli;
+	c->counted = 0;
+	ip_count(c, !l->accept_proxy);	/* behind a balancer: once it names
+					 * the client */
 	memset(&c->ups, 0, sizeof(c->ups));
 	memset(&c->loc, 0, sizeof(c->loc));
 	memset(&c->via, 0, sizeof(c->via));
@@ -338,7 +350,7 @@ static void
 conn_unproxy(struct conn *c)
 {
 	struct buf *b = c->s[CLI].in;
-	union sa src, dst, key;
+	union sa src, dst;
 	size_t n;
 	enum why w;
 
@@ -371,9 +383,7 @@ conn_unproxy(struct conn *c)
 		conn_close(c, w, 0, NULL);
 		return;
 	}
-	key = ip_key(c->l, &c->cli);
-	iptab_add(c->sid, &key);
-	c->counted = 1;
+	ip_count(c, 1);
 	conn_begin(c);
 }
 
@@ -808,7 +818,6 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	char a[SA_FMT_LEN], u[SA_FMT_LEN];
 	const char *es = detail ? detail : err ? strerror(err) : NULL;
 	int64_t t = sys_now() - c->t0;
-	union sa a_key;
 	struct logline ln;
 	int i, last;
 
@@ -845,10 +854,7 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 	}
 	log_end(&ln);
 	stats_closed(c->sid, why);
-	if (c->counted) {
-		a_key = ip_key(c->l, &c->cli);
-		iptab_del(c->sid, &a_key);
-	}
+	ip_count(c, 0);
 	if (refusal(why) && c->s[CLI].fd != -1)
 		say_refusal(c->l, c->s[CLI].fd);
 	for (i = CLI; i <= UPS; i++) {
