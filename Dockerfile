@@ -10,6 +10,10 @@
 # PROXY header carries each client's real address; see README), and where
 # Docker's unprivileged-port sysctl does not apply.  A `USER 65534` image
 # could not bind those ports there.
+#
+# Upgrading here is a new image (docker pull, then recreate the container):
+# SIGUSR2 is refused while edge is PID 1, as the container would lose its
+# init when the old process exits.
 
 FROM debian:12-slim AS build
 # hadolint ignore=DL3008
@@ -18,9 +22,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The sources, as the Makefile's SRC lists them (test/80-ship.bats checks).
-COPY Makefile edge.h edge.c status.c poll.c conn.c listen.c stats.c iptab.c \
-     rate.c buf.c resolve.c sys.c log.c conf.c proxyv2.c sni.c val.c nets.c \
-     addr.c edge.conf ./
+COPY Makefile edge.h edge.c status.c poll.c handover.c conn.c listen.c \
+     stats.c iptab.c rate.c buf.c resolve.c sys.c log.c notify.c conf.c \
+     proxyv2.c sni.c val.c nets.c addr.c edge.conf ./
 # The image's config: the sample, plus the drop and the status endpoint
 # that HEALTHCHECK asks.  `edge -t` refuses a broken one at build time.
 RUN make static \

@@ -911,10 +911,10 @@ conn_expire(int slot)
 }
 
 void
-conn_close_all(void)
+conn_close_all(enum why why)
 {
 	while (nconn > 0)
-		conn_close(&conns[live[nconn - 1]], W_SHUTDOWN, 0, NULL);
+		conn_close(&conns[live[nconn - 1]], why, 0, NULL);
 }
 
 /* 10. What the poll layer asks of a slot. */

@@ -5,8 +5,10 @@
  * max_conns, the listeners bound, privileges dropped), the poll loop that
  * drives the rooms below it, and the operator's signals: SIGHUP reloads
  * the config as a merge of old and new, SIGTERM/SIGINT drain, SIGUSR1
- * logs the counters.  Signal handlers only write a byte to a pipe; the
- * loop does the rest.
+ * logs the counters, SIGUSR2 upgrades (handover.c starts the new process;
+ * here the old one steps back once it is ready).  Signal handlers only
+ * write a record to a pipe; the loop does the rest.  Each change of state
+ * is also told to systemd when it listens (notify.c).
  */
 #include <sys/resource.h>
 #include <errno.h>
@@ -23,14 +25,26 @@
 
 #define CONF_MAX_SIZE	(1024 * 1024)
 #define LIST_MAX_SIZE	(64 * 1024 * 1024)	/* a deny_file or allow_file */
+#define RELOAD_WAIT_S	60		/* edge reload: for the answer */
+#define STATUS_EVERY_MS	10000		/* systemd's STATUS= line, at most */
 
 static const char *confpath = "/etc/edge/edge.conf";
 static struct conf *running;	/* the config new connections get (held) */
 static int sigp[2];		/* self-pipe for signals */
 static int resfd;		/* resolver wakeup */
-static int draining;		/* SIGTERM: no new connections */
+static int draining;		/* SIGTERM or handed over: no new clients */
+static enum why drain_why;	/* what the connections left at the end are
+				 * closed as: W_SHUTDOWN or W_UPGRADE */
+static long handed;		/* the pid this process handed over to */
 static int64_t drain_end;
 static int stop;
+static const char *last_reload = "none";
+
+/* A record in the signal pipe: which signal, and for a SIGHUP sent with
+ * sigqueue() by `edge reload`, the pid that waits for the answer. */
+struct sigrec {
+	int sig, from;
+};
 
 /* Read path whole; NULL with "path: why" in err. */
 static char *
@@ -88,14 +102,35 @@ load(char *err, size_t errlen)
 }
 
 static void
-on_signal(int sig)
+on_signal(int sig, siginfo_t *si, void *uc)
 {
-	unsigned char b = (unsigned char)sig;
+	struct sigrec r;
 	int e = errno;
 
-	if (write(sigp[1], &b, 1) == -1)
+	(void)uc;
+	r.sig = sig;
+	r.from = sig == SIGHUP && si != NULL && si->si_code == SI_QUEUE ?
+	    si->si_value.sival_int : 0;
+	/* Smaller than PIPE_BUF: written whole or not at all. */
+	if (write(sigp[1], &r, sizeof(r)) == -1)
 		(void)0;	/* a full pipe already holds a wakeup */
 	errno = e;
+}
+
+/* systemd's one-line summary of the process. */
+static void
+tell_status(void)
+{
+	static char last[128];
+	char now[128];
+
+	if (handed)
+		return;		/* the new process speaks for the service */
+	snprintf(now, sizeof(now), "STATUS=%s listeners=%d conns=%d "
+	    "last_reload=%s", draining ? "draining" : "serving",
+	    listen_count(), conn_count(), last_reload);
+	if (strcmp(now, last) != 0 && notify_send("%s", now) == 0)
+		memcpy(last, now, sizeof(last));
 }
 
 /*
@@ -106,18 +141,23 @@ on_signal(int sig)
  * start.
  */
 static void
-reload(void)
+reload(long from)
 {
 	struct conf *nc, *oc = running;
-	char err[1024];
+	char err[1024], answer[1100];
 	int bad;
 
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading",
+	    (long long)notify_usec());
 	if ((nc = load(err, sizeof(err))) == NULL ||
 	    (bad = listen_reload(nc, err, sizeof(err))) == -1) {
 		log_msg("reload failed: %s; still running the old config", err);
 		conf_free(nc);
 		stats_reloaded(0);
-		return;
+		last_reload = "failed";
+		snprintf(answer, sizeof(answer), "failed: %s; still running "
+		    "the old config", err);
+		goto done;
 	}
 	if (nc->max_conns != oc->max_conns)
 		log_msg("reload: max_conns=%d applies at the next start; still "
@@ -133,6 +173,15 @@ reload(void)
 	stats_reloaded(1);
 	log_msg("reload ok listeners=%d conns=%d%s", nc->nl, conn_count(),
 	    bad ? " (with errors above: those listeners are closed)" : "");
+	last_reload = bad ? "ok_with_errors" : "ok";
+	snprintf(answer, sizeof(answer), "ok listeners=%d conns=%d%s", nc->nl,
+	    conn_count(), bad ? " (some listeners failed to bind: see the "
+	    "log)" : "");
+done:
+	notify_send("READY=1");
+	tell_status();
+	if (from > 0 && notify_answer(from, answer) == -1)
+		log_msg("reload: cannot answer pid %ld:", from);
 }
 
 /* SIGTERM or SIGINT: stop accepting, let connections finish. */
@@ -140,7 +189,18 @@ static void
 drain(int sig)
 {
 	const char *name = sig == SIGTERM ? "TERM" : "INT";
+	int64_t end = sys_now() + running->drain_ms;
 
+	if (draining && drain_why == W_UPGRADE) {
+		/* Handed over already: now the drain's own deadline. */
+		log_msg("drain signal=%s conns=%d timeout=%lldms (handed over "
+		    "to pid=%ld)", name, conn_count(),
+		    (long long)running->drain_ms, handed);
+		drain_why = W_SHUTDOWN;
+		if (end < drain_end)
+			drain_end = end;
+		return;
+	}
 	if (draining) {
 		log_msg("stop signal=%s again: closing %d connections now",
 		    name, conn_count());
@@ -150,28 +210,81 @@ drain(int sig)
 	log_msg("drain signal=%s conns=%d timeout=%lldms", name, conn_count(),
 	    (long long)running->drain_ms);
 	draining = 1;
-	drain_end = sys_now() + running->drain_ms;
+	drain_why = W_SHUTDOWN;
+	drain_end = end;
+	notify_send("STOPPING=1");
+	tell_status();
 	/* Closed, not just unpolled: new clients are refused by the
-	 * kernel at once instead of waiting in a backlog nobody reads. */
+	 * kernel at once instead of waiting in a backlog nobody reads (with
+	 * socket activation systemd keeps them, for the next start). */
 	listen_close_all();
+}
+
+/* SIGUSR2: start the new process; it answers through handover.c. */
+static void
+upgrade(void)
+{
+	char err[256];
+
+	if (draining)
+		log_msg("upgrade ignored: %s", handed ? "this process has "
+		    "handed over already" : "draining");
+	else if (handover_start(err, sizeof(err)) == -1)
+		log_msg("upgrade ignored: %s", err);
+}
+
+/*
+ * The new process is ready: it accepts on the same sockets from now on.
+ * This one stops accepting (closing its copies closes no socket), and
+ * relays what it has until upgrade_timeout.
+ */
+static void
+step_back(long pid)
+{
+	log_msg("upgrade ok: pid=%ld serves now; conns=%d finish here within "
+	    "%lldms", pid, conn_count(), (long long)running->upgrade_ms);
+	notify_send("MAINPID=%ld", pid);
+	handed = pid;
+	draining = 1;
+	drain_why = W_UPGRADE;
+	drain_end = sys_now() + running->upgrade_ms;
+	listen_close_all();
+}
+
+/* Tell an `edge reload` waiting on a SIGHUP that is not acted on. */
+static void
+hup_ignored(long from)
+{
+	char answer[128];
+
+	snprintf(answer, sizeof(answer), "failed: %s", handed ? "this process "
+	    "has handed over to a new one: ask that one" : "draining");
+	log_msg("hup ignored: %s", handed ? "handed over" : "draining");
+	if (from > 0)
+		notify_answer(from, answer);
 }
 
 static void
 handle_signals(void)
 {
-	unsigned char b[16];
-	ssize_t i, n;
+	struct sigrec r[16];
+	ssize_t n;
+	size_t i;
 
-	while ((n = read(sigp[0], b, sizeof(b))) > 0) {
-		for (i = 0; i < n && !stop; i++) {
-			if (b[i] == SIGTERM || b[i] == SIGINT)
-				drain(b[i]);
-			else if (b[i] == SIGHUP && draining)
-				log_msg("hup ignored: draining");
-			else if (b[i] == SIGHUP)
-				reload();
-			else if (b[i] == SIGUSR1)
+	while ((n = read(sigp[0], r, sizeof(r))) > 0) {
+		for (i = 0; i < (size_t)n / sizeof(r[0]) && !stop; i++) {
+			if (r[i].sig == SIGTERM || r[i].sig == SIGINT)
+				drain(r[i].sig);
+			else if (r[i].sig == SIGHUP && draining)
+				hup_ignored(r[i].from);
+			else if (r[i].sig == SIGHUP)
+				reload(r[i].from);
+			else if (r[i].sig == SIGUSR1)
 				status_log();
+			else if (r[i].sig == SIGUSR2)
+				upgrade();
+			else if (r[i].sig == SIGCHLD)
+				handover_reap();
 		}
 	}
 }
@@ -187,14 +300,19 @@ run(void)
 {
 	struct pollfd *sp;
 	int fresh[ACCEPT_BATCH];
-	int64_t now, status_next;
-	int i, k, nl, psig, pres, pst, pl0, nst, on;
+	int64_t now, status_next, status_at = sys_tick() + STATUS_EVERY_MS;
+	int i, k, nl, psig, pres, pst, pl0, nst, on, pho;
+	long pid;
 
 	while (!stop) {
 		now = sys_tick();
 		poll_begin();
 		psig = poll_add(sigp[0], POLLIN);
 		pres = poll_add(resfd, POLLIN);
+		pho = poll_add(handover_fd(), POLLIN);
+		poll_wake(handover_due());
+		if (notify_on())
+			poll_wake(status_at);
 		on = conn_count() < conn_max() && now >= listen_resume_at();
 		if (!on && listen_resume_at() > now)
 			poll_wake(listen_resume_at());
@@ -221,6 +339,13 @@ run(void)
 		now = sys_tick();
 		if (poll_revents(pres))
 			conn_resolved();
+		if ((poll_revents(pho) || now >= handover_due()) &&
+		    (pid = handover_check(now)) > 0)
+			step_back(pid);
+		if (notify_on() && now >= status_at) {
+			tell_status();
+			status_at = now + STATUS_EVERY_MS;
+		}
 		status_service(sp, nst, now);
 		poll_service();
 		for (i = 0; i < nl; i++) {
@@ -241,9 +366,9 @@ run(void)
 			stop = 1;
 	}
 	k = conn_count();
-	conn_close_all();
+	conn_close_all(drain_why);
 	status_close_all();
-	log_msg("stopped closed=%d", k);
+	log_msg("stopped closed=%d%s", k, handed ? " (handed over)" : "");
 }
 
 /*
@@ -335,7 +460,7 @@ setup(void)
 {
 	struct sigaction sa;
 	char err[1024];
-	int maxc;
+	int maxc, i;
 
 	stats_init(sys_tick());
 	maxc = fd_budget(running);
@@ -345,13 +470,16 @@ setup(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART;
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_flags |= SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
 	if ((resfd = resolve_init()) == -1)
 		log_die(1, "resolver:");
 	/* Every container is sized once here; connection memory is touched
@@ -359,15 +487,23 @@ setup(void)
 	buf_init(maxc);
 	if (iptab_init(maxc) == -1 || rate_init(maxc) == -1 ||
 	    conn_init(maxc) == -1 ||
-	    poll_init(maxc, 3 + MAX_LISTENERS + STATUS_MAX) == -1)
+	    poll_init(maxc, 4 + MAX_LISTENERS + STATUS_MAX) == -1)
 		log_die(1, "max_conns=%d: out of memory", maxc);
-	if (listen_start(running, err, sizeof(err)) == -1)
-		log_die(1, "%s", err);
+	if ((i = listen_start(running, err, sizeof(err))) < 0)
+		log_die(i == -2 ? 2 : 1, "%s", err);
 	if (resolve_names(running) == -1)
 		log_die(1, "dns_stale: out of memory");
 	drop_privileges(&running->user);
-	log_msg("start version=%s conf=%s listeners=%d max_conns=%d",
-	    EDGE_VERSION, confpath, running->nl, maxc);
+	log_msg("start version=%s conf=%s listeners=%d max_conns=%d pid=%ld%s",
+	    EDGE_VERSION, confpath, running->nl, maxc, (long)getpid(),
+	    handover_upgraded() ? " (upgrade)" : "");
+	/* Serving: tell whoever waits (the old process, then systemd). */
+	handover_ready();
+	if (handover_upgraded())
+		notify_send("MAINPID=%ld\nREADY=1", (long)getpid());
+	else
+		notify_send("READY=1");
+	tell_status();
 }
 
 static void
@@ -376,11 +512,14 @@ usage(int code)
 	fprintf(code ? stderr : stdout,
 	    "usage: edge [-t] [-c FILE]\n"
 	    "       edge probe HOST:PORT\n"
+	    "       edge reload PID\n"
 	    "  -c FILE  configuration (default /etc/edge/edge.conf)\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -V       print the version\n"
 	    "  probe    ask the status endpoint at HOST:PORT; exit 0 if it "
 	    "answers 200\n"
+	    "  reload   make edge PID reload and wait for it; exit 0 if the "
+	    "new config is live\n"
 	    "exit: 0 ok, 1 runtime or system failure, 2 usage or config "
 	    "error\n");
 	exit(code);
@@ -396,6 +535,11 @@ main(int argc, char **argv)
 		if (argc != 3)
 			usage(2);
 		return status_probe(argv[2]);
+	}
+	if (argc >= 2 && strcmp(argv[1], "reload") == 0) {
+		if (argc != 3)
+			usage(2);
+		return notify_reload(argv[2], RELOAD_WAIT_S);
 	}
 	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
 		switch (ch) {
@@ -417,6 +561,11 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(2);
+	if (!test && handover_init(argv, err, sizeof(err)) == -1)
+		log_die(2, "%s", err);
+	if (!test && notify_init() == -1)
+		log_msg("NOTIFY_SOCKET=%s: cannot use it:",
+		    getenv("NOTIFY_SOCKET"));
 	if ((running = load(err, sizeof(err))) == NULL)
 		log_die(2, "%s", err);
 	if (test) {

@@ -194,6 +194,7 @@ struct conf {
 	int refs;			/* references: conf_hold, conf_free */
 	int max_conns;
 	int64_t drain_ms;		/* after SIGTERM; 0: close at once */
+	int64_t upgrade_ms;		/* after an upgrade; 0: close at once */
 	struct runas user;
 	const char *upstream_host;	/* NULL: not set */
 	int status;			/* status.listen is set */
@@ -396,6 +397,24 @@ void log_refusals_flush(int64_t now);
 int64_t log_refusals_due(void);
 
 /*
+ * notify.c: systemd's notify protocol, and the answer to `edge reload`.
+ * notify_init(): open the socket $NOTIFY_SOCKET names; 0 if unset, 1 if
+ * open, -1 with errno.  notify_on(): is there one?  notify_send(fmt, ...):
+ * send one datagram of KEY=value lines (nothing without a socket; -1 on
+ * a failed send).  notify_usec(): CLOCK_MONOTONIC in us (MONOTONIC_USEC).
+ * notify_answer(pid, text): tell the `edge reload` process pid how its
+ * reload went ("ok ..." or "failed: ...").  notify_reload(pid, secs):
+ * `edge reload PID`: ask, wait up to secs, print the answer; the exit
+ * code (0 ok, 1 refused or no answer, 2 usage).
+ */
+int notify_init(void);
+int notify_on(void);
+int notify_send(const char *fmt, ...);
+int64_t notify_usec(void);
+int notify_answer(long pid, const char *text);
+int notify_reload(const char *pid, int secs);
+
+/*
  * sys.c: system helpers.
  * sys_clock_ms(): the monotonic clock in milliseconds.  sys_tick(): read
  * it as the time of this loop turn; sys_now(): that time.
@@ -556,7 +575,7 @@ enum why {
 	W_EOF, W_IDLE, W_RESET, W_ERROR, W_CONNECT_FAILED, W_DNS_FAILED,
 	W_DNS_TIMEOUT, W_SNI_TIMEOUT, W_SNI_TOO_BIG, W_SNI_INCOMPLETE,
 	W_SNI_EOF, W_NOT_TLS, W_NO_ROUTE, W_NO_MEMORY, W_SHUTDOWN, W_LOOP,
-	W_PROXY_TIMEOUT, W_PROXY_BAD,
+	W_PROXY_TIMEOUT, W_PROXY_BAD, W_UPGRADE,
 	NCLOSE,				/* the rest: refusals, before a slot */
 	W_DENIED = NCLOSE, W_PER_IP, W_PROXY_UNTRUSTED, W_RATE_LIMIT, NWHY
 };
@@ -636,6 +655,12 @@ char *stats_metrics(const struct gauges *g, size_t *len);
  * listen_count(), listen_fd(i) (-1: closed), listen_sid(i) (its counters
  * slot), listen_status_fd().  listen_self(a, msg, n): is a one of edge's
  * own sockets?  1 with the reason in msg.
+ * listen_inherit(fd, name, from, err, n): a listening socket handed to
+ * edge at start (from "systemd" or "upgrade", name "" if none); -1 if it
+ * is not one.  listen_start() gives each to the listener whose address it
+ * has (or name, where the address cannot tell) and binds the rest; a
+ * socket from systemd that no listener takes makes it fail with -2.
+ * listen_name(i): listener i's name.
  * listen_pause(name, err, nconn): out of descriptors: stop accepting for
  * a while, and say so once per episode; listen_fds_back(name, nconn): the
  * episode is over; listen_resume_at(): when accepting may start again.
@@ -649,6 +674,9 @@ int listen_count(void);
 int listen_fd(int i);
 int listen_sid(int i);
 int listen_status_fd(void);
+int listen_inherit(int fd, const char *name, const char *from, char *err,
+    size_t errlen);
+const char *listen_name(int i);
 int listen_self(const union sa *a, char *msg, size_t n);
 void listen_pause(const char *name, int err, int nconn);
 void listen_fds_back(const char *name, int nconn);
@@ -662,7 +690,7 @@ int64_t listen_resume_at(void);
  * count is returned.  conn_resolved(): act on finished lookups.
  * conn_step(slot, rev): advance on the poll events of its client (rev[CLI])
  * and upstream (rev[UPS]) sockets.  conn_expire(slot): act on a deadline
- * that has passed.  conn_close_all(): close every connection (stop).
+ * that has passed.  conn_close_all(why): close every connection (stop).
  * For the poll layer: conn_interest(slot, side, &fd): the events to wait
  * for on that side's fd (0: none); conn_deadline(slot); conn_open(slot):
  * in use; conn_quiet(slot): relaying and holding no buffer;
@@ -675,7 +703,7 @@ int conn_accept(struct conf *cf, int li, int *fresh, int max);
 void conn_resolved(void);
 void conn_step(int slot, const short rev[2]);
 void conn_expire(int slot);
-void conn_close_all(void);
+void conn_close_all(enum why why);
 short conn_interest(int slot, int side, int *fd);
 int64_t conn_deadline(int slot);
 int conn_open(int slot);
@@ -706,6 +734,29 @@ short poll_revents(int i);
 void poll_service(void);
 void poll_expire(void);
 void poll_hot(const int *slots, int k);
+
+/*
+ * handover.c: listening sockets handed to edge at start, and handed on to
+ * a new process by an upgrade.  handover_init(argv, err, n): remember how
+ * edge was started; take the sockets systemd (LISTEN_*) or an upgrade
+ * (EDGE_UPGRADE_*) passed, removing the variables; how many, or -1 with
+ * err.  handover_upgraded(): this process was started by an upgrade.
+ * handover_ready(): tell the process that started it (if one did) that
+ * this one serves now.  handover_start(err, n): SIGUSR2: start the new
+ * process on the listening sockets; -1 with the reason it did not.
+ * handover_fd(): the pipe to poll for its answer, or -1.
+ * handover_due(): when it must have answered.  handover_check(now): after
+ * either: its pid once it is ready, -1 if it failed (logged), else 0.
+ * handover_reap(): SIGCHLD: collect ended children (a failed upgrade).
+ */
+int handover_init(char **argv, char *err, size_t errlen);
+int handover_upgraded(void);
+void handover_ready(void);
+int handover_start(char *err, size_t errlen);
+int handover_fd(void);
+int64_t handover_due(void);
+long handover_check(int64_t now);
+void handover_reap(void);
 
 /*
  * status.c: the status endpoint, driven by edge.c's poll loop: at most

@@ -4,7 +4,9 @@
  * listen_start() binds them; listen_reload() merges a new config into
  * them: a listener whose address stays keeps its socket (no client is
  * refused while reloading), the others close or open, and each change is
- * logged in one line.  This file also answers "is this address one of
+ * logged in one line.  Sockets handed to edge at start (by systemd, or
+ * by the process an upgrade replaces) are taken first: each goes to the
+ * listener whose address it has, and only the rest are bound.  This file also answers "is this address one of
  * edge's own sockets?" for the loop guard, and holds the accept pause that
  * follows running out of descriptors.
  */
@@ -26,6 +28,15 @@ static union sa laddr[MAX_LISTENERS];	/* what each is bound to */
 static int sfd = -1;			/* status.listen, or -1 */
 static int64_t resume_at;		/* accepting paused until then */
 static int fd_short;			/* in an EMFILE episode, logged */
+
+/* Sockets handed over at start, until listen_start() places them. */
+static struct inherited {
+	int fd, dual;
+	union sa a;
+	char name[NAME_MAX_LEN];
+} inh[MAX_LISTENERS + 1];
+static int ninh;
+static const char *inh_from;		/* "systemd", "upgrade" */
 
 static const char *
 target_fmt(const struct target *t, char *buf, size_t n)
@@ -133,6 +144,78 @@ fail:
 	return -1;
 }
 
+int
+listen_inherit(int fd, const char *name, const char *from, char *err,
+    size_t errlen)
+{
+	struct inherited *h = &inh[ninh];
+	socklen_t len;
+	int type = 0, acc = 0, v6only = 0;
+
+	inh_from = from;
+	if (ninh == MAX_LISTENERS + 1) {
+		snprintf(err, errlen, "%s: more than %d sockets handed over",
+		    from, MAX_LISTENERS + 1);
+		return -1;
+	}
+	len = sizeof(h->a);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(socklen_t){
+	    sizeof(int) }) == -1 || getsockname(fd, &h->a.sa, &len) == -1) {
+		snprintf(err, errlen, "%s: fd %d: %s", from, fd,
+		    strerror(errno));
+		return -1;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &(socklen_t){
+	    sizeof(int) });
+	if (type != SOCK_STREAM || !acc || (h->a.sa.sa_family != AF_INET &&
+	    h->a.sa.sa_family != AF_INET6)) {
+		snprintf(err, errlen, "%s: fd %d%s%s is not a listening TCP "
+		    "socket", from, fd, name[0] ? " name=" : "", name);
+		return -1;
+	}
+	if (h->a.sa.sa_family == AF_INET6)
+		getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+		    &(socklen_t){ sizeof(int) });
+	if (sys_nonblock(fd) == -1) {
+		snprintf(err, errlen, "%s: fd %d: %s", from, fd,
+		    strerror(errno));
+		return -1;
+	}
+	h->fd = fd;
+	h->dual = h->a.sa.sa_family == AF_INET6 && !v6only;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	ninh++;
+	return 0;
+}
+
+/*
+ * The handed-over socket for the listener name at addr (dual: ":PORT"),
+ * taken out of the list; -1 if none.  The address decides; a name decides
+ * too where the address cannot (port 0, "any port") or where systemd gave
+ * it (FileDescriptorName= is the operator's own word).
+ */
+static int
+adopt(const char *name, const union sa *addr, int dual, union sa *bound)
+{
+	struct inherited *h;
+	int i, fd, named;
+
+	for (i = 0; i < ninh; i++) {
+		h = &inh[i];
+		named = strcmp(h->name, name) == 0 && (sa_port(addr) == 0 ||
+		    strcmp(inh_from, "systemd") == 0);
+		if (!named && (!sa_equal(&h->a, addr) || (sa_is_any(addr) &&
+		    addr->sa.sa_family == AF_INET6 && h->dual != dual)))
+			continue;
+		fd = h->fd;
+		*bound = h->a;
+		log_msg("inherited fd=%d from=%s for %s", fd, inh_from, name);
+		inh[i] = inh[--ninh];
+		return fd;
+	}
+	return -1;
+}
+
 /* The index of c's listener named name, or -1. */
 static int
 by_name(const struct conf *c, const char *name)
@@ -163,6 +246,33 @@ commit(struct conf *nc, const int nfd[], const union sa naddr[],
 	cf = nc;
 }
 
+/*
+ * What is left of the handed-over sockets once every listener has taken
+ * its own: from systemd an error (-2: a socket unit and a config that
+ * disagree), from an upgrade a listener the new config dropped (closed).
+ */
+static int
+leftovers(char *err, size_t errlen)
+{
+	char buf[SA_FMT_LEN];
+
+	for (; ninh > 0; ninh--) {
+		struct inherited *h = &inh[ninh - 1];
+
+		sa_fmt(&h->a, buf, sizeof(buf));
+		if (strcmp(inh_from, "systemd") == 0) {
+			snprintf(err, errlen, "LISTEN_FDS: fd %d on %s%s%s "
+			    "matches no listener and not status.listen", h->fd,
+			    buf, h->name[0] ? " name=" : "", h->name);
+			return -2;
+		}
+		log_msg("inherited fd=%d on %s: no listener of this config has "
+		    "that address; closed", h->fd, buf);
+		close(h->fd);
+	}
+	return 0;
+}
+
 int
 listen_start(struct conf *nc, char *err, size_t errlen)
 {
@@ -175,17 +285,24 @@ listen_start(struct conf *nc, char *err, size_t errlen)
 		    "listeners", nc->nl);
 		return -1;
 	}
+	for (i = 0; i < nc->nl; i++)
+		nfd[i] = adopt(nc->l[i].name, &nc->l[i].addr, nc->l[i].dual,
+		    &naddr[i]);
+	if (nc->status)
+		sfd = adopt("status", &nc->status_addr, nc->status_dual, &a);
+	if (leftovers(err, errlen) == -2)
+		return -2;
 	for (i = 0; i < nc->nl; i++) {
-		nfd[i] = open_socket(nc->l[i].name, &nc->l[i].addr,
-		    nc->l[i].dual, &naddr[i], err, errlen);
-		if (nfd[i] == -1)
+		if (nfd[i] == -1 && (nfd[i] = open_socket(nc->l[i].name,
+		    &nc->l[i].addr, nc->l[i].dual, &naddr[i], err,
+		    errlen)) == -1)
 			return -1;
 		listen_describe("listening", nc, &nc->l[i], &naddr[i]);
 	}
 	if (nc->status) {
-		sfd = open_socket("status", &nc->status_addr, nc->status_dual,
-		    &a, err, errlen);
-		if (sfd == -1)
+		if (sfd == -1 && (sfd = open_socket("status",
+		    &nc->status_addr, nc->status_dual, &a, err,
+		    errlen)) == -1)
 			return -1;
 		log_msg("status on %s", sa_fmt(&a, buf, sizeof(buf)));
 	}
@@ -317,6 +434,12 @@ int
 listen_sid(int i)
 {
 	return lsid[i];
+}
+
+const char *
+listen_name(int i)
+{
+	return cf->l[i].name;
 }
 
 int

@@ -20,7 +20,7 @@ static const char *const why_name[NWHY] = {
 	"eof", "idle", "reset", "error", "connect_failed", "dns_failed",
 	"dns_timeout", "sni_timeout", "sni_too_big", "sni_incomplete",
 	"sni_eof", "not_tls", "no_route", "no_memory", "shutdown", "loop",
-	"proxy_timeout", "proxy_bad",
+	"proxy_timeout", "proxy_bad", "upgrade",
 	"denied", "per_ip_limit", "proxy_untrusted", "rate_limit"
 };
 

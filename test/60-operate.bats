@@ -19,11 +19,6 @@ slow_send() {
 	SLOW=$SPAWNED
 }
 
-# greet PORT [BIND]: connect, send a line, print what came back.
-greet() {
-	printf 'x\n' | timeout 10 socat -t 5 - "TCP:127.0.0.1:$1${2:+,bind=$2}" 2>/dev/null
-}
-
 @test "reload adds a listener and removes another; a long transfer on a third keeps flowing" {
 	up=$(free_port) b1=$(free_port)
 	head -c 3000000 /dev/urandom > sent

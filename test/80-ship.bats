@@ -59,7 +59,7 @@ PY
 	grep -q '^edge: stopped closed=0$' edge.log
 }
 
-@test "make install honours PREFIX and DESTDIR; systemd-analyze verify accepts the unit" {
+@test "make install honours PREFIX and DESTDIR; systemd-analyze verify accepts the units" {
 	command -v systemd-analyze > /dev/null ||
 		skip "needs systemd-analyze (apt-get install systemd)"
 	make -s -C "$REPO" install DESTDIR="$BATS_TEST_TMPDIR/stage" PREFIX=/opt/edge > /dev/null
@@ -71,11 +71,13 @@ PY
 	make -s -C "$REPO" install PREFIX="$BATS_TEST_TMPDIR/usr" > /dev/null
 	unit=$BATS_TEST_TMPDIR/usr/lib/systemd/system/edge.service
 	grep -qx "ExecStart=$BATS_TEST_TMPDIR/usr/bin/edge -c /etc/edge/edge.conf" "$unit"
-	run systemd-analyze verify "$unit"
+	run systemd-analyze verify "$unit" "${unit%.service}.socket"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
-	grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit"
+	grep -qx "ExecReload=$BATS_TEST_TMPDIR/usr/bin/edge reload \$MAINPID" "$unit"
+	grep -qx 'Type=notify' "$unit"
+	grep -qx 'NotifyAccess=all' "$unit"
 	grep -qx 'AmbientCapabilities=CAP_NET_BIND_SERVICE' "$unit"
 	grep -qx 'DynamicUser=yes' "$unit"
 }

@@ -134,6 +134,11 @@ banner() {
 	wait_listen "$1"
 }
 
+# greet PORT [BIND]: connect, send a line, print what came back.
+greet() {
+	printf 'x\n' | timeout 10 socat -t 5 - "TCP:127.0.0.1:$1${2:+,bind=$2}" 2>/dev/null
+}
+
 # conf TEXT: write edge.conf in the test directory.
 conf() {
 	printf '%s\n' "$1" > "$BATS_TEST_TMPDIR/edge.conf"

@@ -1,0 +1,159 @@
+#!/usr/bin/env bats
+# systemd, spoken to with its own protocols and tools: the notify socket
+# (a datagram listener of the test's own stands in for PID 1), the unit's
+# ExecReload command, and socket activation by systemd-socket-activate.
+
+load helpers
+
+REPO=$BATS_TEST_DIRNAME/..
+
+# notify_sock: listen where NOTIFY_SOCKET will point; datagrams go to notes.
+notify_sock() {
+	spawn python3 "$T/lib/notifysock.py" "$BATS_TEST_TMPDIR/notify.sock" \
+		"$BATS_TEST_TMPDIR/notes"
+	wait_for 10 test -S "$BATS_TEST_TMPDIR/notify.sock"
+	: > "$BATS_TEST_TMPDIR/notes"
+}
+
+# note PATTERN: wait for a datagram matching an extended regex.
+note() {
+	wait_log "$1" "$BATS_TEST_TMPDIR/notes"
+}
+
+# exec_reload PID: the unit's ExecReload= line, run as systemd would, with
+# this build's edge and PID as $MAINPID.
+exec_reload() {
+	local cmd
+	cmd=$(sed -n 's/^ExecReload=//p' "$REPO/edge.service")
+	cmd=${cmd//\/usr\/local\/bin\/edge/$EDGE}
+	cmd=${cmd//\$MAINPID/$1}
+	eval "$cmd"
+}
+
+@test "notify: READY=1 once listening, RELOADING=1 (with MONOTONIC_USEC) then READY=1 around each reload, STOPPING=1 at drain" {
+	notify_sock
+	b1=$(free_port)
+	banner "$b1" "220 one"
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$b1"
+	NOTIFY_SOCKET=$BATS_TEST_TMPDIR/notify.sock start_edge edge.conf
+	note '^READY=1$'
+	note '^STATUS=serving listeners=1 conns=0 last_reload=none$'
+	# READY=1 comes after the listener is bound: a client is served.
+	greet "$(edge_port smtp)" | grep -q '220 one'
+	kill -HUP "$EDGE_PID"
+	note '^RELOADING=1\|MONOTONIC_USEC=[0-9]+\|STATUS=reloading$'
+	note 'last_reload=ok$'
+	echo 'garbage' >> edge.conf
+	kill -HUP "$EDGE_PID"
+	note 'last_reload=failed$'
+	# Each RELOADING=1 is followed by a READY=1, also for a refused config.
+	[ "$(grep -c '^RELOADING=1' notes)" -eq 2 ]
+	[ "$(sed -n '/^RELOADING=1/,$p' notes | grep -c '^READY=1$')" -eq 2 ]
+	kill -TERM "$EDGE_PID"
+	note '^STOPPING=1$'
+	rc=0
+	wait "$EDGE_PID" || rc=$?
+	[ "$rc" -eq 0 ]
+	# Nothing is said after STOPPING=1 but the status.
+	! sed -n '/^STOPPING=1$/,$p' notes | grep -q '^READY=1'
+}
+
+@test "the unit's ExecReload: exit 1 with the reason on a refused config, 0 once the new one is live" {
+	b1=$(free_port) p2=$(free_port)
+	banner "$b1" "220 one"
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$b1"
+	start_edge edge.conf
+	# A broken config: non-zero, edge's own message, the old one serves.
+	printf 'smtp.prefer = ipv5\n' >> edge.conf
+	run exec_reload "$EDGE_PID"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *'failed: edge.conf:3: smtp.prefer: "ipv5" is not one of'* ]]
+	greet "$(edge_port smtp)" | grep -q '220 one'
+	# A good one adds a listener: once the command returns, it listens.
+	conf "smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$b1
+sub.listen = 127.0.0.1:$p2
+sub.upstream = 127.0.0.1:$b1"
+	run exec_reload "$EDGE_PID"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == 'edge reload: ok listeners=2 conns=0' ]]
+	listening "$p2"
+	greet "$p2" | grep -q '220 one'
+	# No edge at that pid: a clear failure, at once.
+	run "$EDGE" reload 999999999
+	[ "$status" -eq 1 ]
+	[[ "$output" == *'pid 999999999: No such process'* ]]
+	run "$EDGE" reload nonsense
+	[ "$status" -eq 2 ]
+}
+
+@test "edge reload during a drain: refused with the reason" {
+	b1=$(free_port)
+	banner "$b1" "220 one"
+	conf "drain_timeout = 30s
+smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$b1"
+	start_edge edge.conf
+	port=$(edge_port smtp)
+	spawn bash -c "sleep 30 | socat - TCP:127.0.0.1:$port"
+	wait_for 10 bash -c "ss -Htn state established '( sport = :$port )' | grep -q ."
+	kill -TERM "$EDGE_PID"
+	wait_log '^edge: drain signal=TERM conns=1'
+	run "$EDGE" reload "$EDGE_PID"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == 'edge reload: failed: draining' ]]
+}
+
+@test "socket activation: edge takes the sockets systemd-socket-activate holds; the client that woke it is served" {
+	command -v systemd-socket-activate > /dev/null ||
+		skip "needs systemd-socket-activate (apt-get install systemd)"
+	b1=$(free_port) p1=$(free_port)
+	banner "$b1" "220 one"
+	conf "smtp.listen = 127.0.0.1:$p1
+smtp.upstream = 127.0.0.1:$b1
+other.listen = 127.0.0.1:0
+other.upstream = 127.0.0.1:$b1"
+	# edge starts only when the first client arrives: that client waits in
+	# the backlog of the socket edge inherits, and is served.
+	spawn systemd-socket-activate -l "127.0.0.1:$p1" "$EDGE" -c edge.conf \
+		2>> edge.log
+	wait_listen "$p1"
+	! grep -q '^edge: start' edge.log
+	greet "$p1" | grep -q '220 one'
+	grep -q "^edge: inherited fd=3 from=systemd for smtp$" edge.log
+	# The listener systemd did not pass is bound as usual.
+	wait_log '^edge: listening other on 127.0.0.1:[0-9]+ '
+	greet "$(edge_port other)" | grep -q '220 one'
+	pid=$(pgrep -s "$SPAWNED" -x edge)
+	# The variables are gone from edge's environment (its children's too).
+	! tr '\0' '\n' < "/proc/$pid/environ" | grep -q '^LISTEN_'
+	# The same socket serves across a reload.
+	kill -HUP "$pid"
+	wait_log '^edge: reload ok'
+	greet "$p1" | grep -q '220 one'
+}
+
+@test "socket activation: an inherited socket that no listener has is an error naming it (exit 2)" {
+	command -v systemd-socket-activate > /dev/null ||
+		skip "needs systemd-socket-activate (apt-get install systemd)"
+	b1=$(free_port) p1=$(free_port) p2=$(free_port)
+	conf "smtp.listen = 127.0.0.1:$p1
+smtp.upstream = 127.0.0.1:$b1"
+	spawn systemd-socket-activate -l "127.0.0.1:$p1" -l "127.0.0.1:$p2" \
+		--fdname=smtp:stray "$EDGE" -c edge.conf 2>> edge.log
+	wait_listen "$p2"
+	# Waking it: edge refuses to start with the name of the odd socket.
+	timeout 5 socat -T 2 - "TCP:127.0.0.1:$p1" < /dev/null 2>/dev/null || true
+	wait_log "^edge: LISTEN_FDS: fd 4 on 127.0.0.1:$p2 name=stray matches no listener and not status.listen$"
+	! grep -q '^edge: start' edge.log
+	# Exit 2, as for any config error (systemd-socket-activate has exec'd
+	# edge: the spawned pid is edge's).
+	rc=0
+	wait "$SPAWNED" || rc=$?
+	[ "$rc" -eq 2 ]
+}
