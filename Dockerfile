@@ -23,7 +23,7 @@ RUN apt-get update \
 WORKDIR /src
 # The sources, as the Makefile's SRC lists them (test/80-ship.bats checks).
 COPY Makefile edge.h edge.c status.c poll.c handover.c conn.c listen.c \
-     stats.c iptab.c rate.c buf.c resolve.c sys.c log.c notify.c conf.c \
+     stats.c iptab.c rate.c buf.c pipes.c resolve.c sys.c log.c notify.c conf.c \
      proxyv2.c sni.c val.c nets.c addr.c edge.conf ./
 # The image's config: the sample, plus the drop and the status endpoint
 # that HEALTHCHECK asks.  `edge -t` refuses a broken one at build time.

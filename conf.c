@@ -62,11 +62,15 @@ static const struct name prefer_names[] = {
 	{ "system", PREFER_SYSTEM }, { NULL, 0 }
 };
 
+static const struct name splice_names[] = {
+	{ "auto", 1 }, { "off", 0 }, { NULL, 0 }
+};
+
 enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
 	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, K_STALE_ID,
-	K_PREFIX_ID, K_REFUSE_ID, K_RATE_ID, K_DENYF_ID, K_ALLOWF_ID, K_UPGRADE_ID, NKEYS };
+	K_PREFIX_ID, K_REFUSE_ID, K_RATE_ID, K_DENYF_ID, K_ALLOWF_ID, K_UPGRADE_ID, K_SPLICE_ID, NKEYS };
 
 #define IN_L(f)	offsetof(struct listener, f)
 #define IN_C(f)	offsetof(struct conf, f)
@@ -141,6 +145,8 @@ static const struct key {
 	    NULL, 0, 0, 0 },
 	[K_UPGRADE_ID] = { "upgrade_timeout", K_DURATION, CONF_GLOBAL,
 	    IN_C(upgrade_ms), "30m", 1, NULL, 0, 0, 0 },
+	[K_SPLICE_ID] = { "splice", K_ENUM, CONF_GLOBAL, IN_C(splice), "auto",
+	    0, splice_names, 0, 0, 0 },
 };
 
 /* A listener as read: its values at the keys' offsets, and where each key

@@ -24,6 +24,7 @@
 
 #define PEEK_MAX	(16 * 1024)	/* bytes held looking for a hello */
 #define ALPN_LOG	24		/* bytes of the first protocol logged */
+#define SPLICE_MIN	16384		/* a read this big: splice what follows */
 #ifndef PUMP_ROUNDS
 #define PUMP_ROUNDS	8		/* buffers per side per turn, at most */
 #endif
@@ -43,6 +44,10 @@ struct side {
 	unsigned shut:1;	/* we sent shutdown(SHUT_WR) to this fd */
 	uint64_t nread;		/* bytes read from this fd */
 	struct buf *in;		/* bytes read from this fd, or NULL */
+	int pipe[2];		/* or in flight in this pipe (-1: none) */
+	uint32_t inpipe;	/* how many */
+	unsigned pfull:1;	/* the pipe took no more: wait for a write */
+	unsigned bulk:1;	/* reads come big: splice them */
 };
 
 struct conn {
@@ -58,6 +63,7 @@ struct conn {
 				 * PROXY header read */
 	union sa via;		/* the balancer that sent it, or AF_UNSPEC */
 	int counted;		/* cli is counted in iptab */
+	int nosplice;		/* relay through buffers only */
 	union sa ups;		/* the upstream address tried or in use */
 	const struct target *t;	/* where it goes (in cf) */
 	int64_t stale;		/* age of the stale answer used, or -1 */
@@ -265,6 +271,12 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	c->s[CLI].eof = c->s[UPS].eof = 0;
 	c->s[CLI].shut = c->s[UPS].shut = 0;
 	c->s[CLI].nread = c->s[UPS].nread = 0;
+	c->s[CLI].pipe[0] = c->s[CLI].pipe[1] = -1;
+	c->s[UPS].pipe[0] = c->s[UPS].pipe[1] = -1;
+	c->s[CLI].inpipe = c->s[UPS].inpipe = 0;
+	c->s[CLI].pfull = c->s[UPS].pfull = 0;
+	c->s[CLI].bulk = c->s[UPS].bulk = 0;
+	c->nosplice = !cf->splice;
 	c->cli = cli;
 	c->counted = 0;
 	ip_count(c, !l->accept_proxy);	/* behind a balancer: once it names
@@ -688,7 +700,16 @@ can_read(const struct side *s)
 {
 	if (s->eof || s->fd == -1)
 		return 0;
+	if (s->pipe[0] != -1)
+		return !s->pfull && s->inpipe < PIPE_BYTES;
 	return s->in == NULL || buf_can_fill(s->in);	/* NULL: buf_get() */
+}
+
+/* Bytes read from this side and not yet written to the other. */
+static int
+pending(const struct side *s)
+{
+	return s->in != NULL || s->inpipe > 0;
 }
 
 /* A read or write failed on side: close, naming the side and the cause. */
@@ -704,14 +725,13 @@ conn_fail(struct conn *c, int side, int err)
 }
 
 /*
- * Move bytes from side `from` to its peer.  rin and rout are the poll
- * events seen on the two fds.  Reads only while the buffer has room: this
- * is the backpressure.  An EOF becomes shutdown(SHUT_WR) on the peer once
- * everything read before it has been written.  Returns -1 if the
- * connection was closed.
+ * Move bytes from side `from` to its peer through a buffer: read while it
+ * has room (the backpressure), write what it holds.  rd, wr: the poll
+ * events allow a read of s, a write to its peer.  Returns 1 if bytes
+ * moved, 0 if not, -1 if the connection was closed.
  */
 static int
-pump(struct conn *c, int from, short rin, short rout)
+pump_buf(struct conn *c, int from, int rd, int wr)
 {
 	struct side *s = &c->s[from], *d = &c->s[!from];
 	struct buf *b;
@@ -719,7 +739,6 @@ pump(struct conn *c, int from, short rin, short rout)
 	size_t room;
 	ssize_t n;
 	int moved = 0, round, progress;
-	int rd = (rin & (POLLIN | POLLHUP | POLLERR)) != 0, wr = rout != 0;
 
 	/* Read and write in turn while either makes progress: a busy stream
 	 * moves up to PUMP_ROUNDS buffers per poll() instead of one. */
@@ -737,6 +756,7 @@ pump(struct conn *c, int from, short rin, short rout)
 			while (n == -1 && errno == EINTR);
 			if (n > 0) {
 				buf_fill(b, (size_t)n);
+				s->bulk = n >= SPLICE_MIN;
 				/* A balancer's header is not the client's:
 				 * conn_unproxy() counts what follows it. */
 				if (c->st != C_PROXY) {
@@ -779,12 +799,116 @@ pump(struct conn *c, int from, short rin, short rout)
 		buf_put(s->in);
 		s->in = NULL;
 	}
+	return moved;
+}
+
+/*
+ * The same through a pipe with splice(2): the bytes never enter edge.
+ * Taken while the side has nothing buffered (a replayed ClientHello, the
+ * PROXY header, early bytes go first, through the buffer), so the order
+ * holds; given back once empty.  A read the pipe cannot take shows as
+ * EAGAIN like an empty socket: with bytes in the pipe, reading waits for
+ * a write (pfull), or poll() would wake again at once.
+ */
+static int
+pump_pipe(struct conn *c, int from, int rd, int wr)
+{
+	struct side *s = &c->s[from], *d = &c->s[!from];
+	int moved = 0, round, progress;
+	ssize_t n;
+
+	for (round = 0; round < PUMP_ROUNDS; round++) {
+		progress = 0;
+		if (rd && can_read(s)) {
+			n = pipes_splice(s->fd, s->pipe[1], PIPE_BYTES -
+			    s->inpipe);
+			if (n > 0) {
+				s->bulk = n >= SPLICE_MIN || s->inpipe > 0;
+				s->inpipe += (uint32_t)n;
+				s->nread += (uint64_t)n;
+				stats_bytes(c->sid, from, (uint64_t)n);
+				pipes_moved((uint64_t)n);
+				progress = wr = 1;
+			} else if (n == 0) {
+				s->eof = 1;
+				rd = 0;
+			} else if (errno == EAGAIN) {
+				s->pfull = s->inpipe > 0;
+				rd = 0;
+			} else if ((errno == EINVAL || errno == ENOSYS) &&
+			    s->inpipe == 0) {
+				/* Not for this socket: buffers from now on. */
+				pipes_put(s->pipe, 1);
+				c->nosplice = 1;
+				n = pump_buf(c, from, rd, wr);
+				return n == -1 ? -1 : n || moved;
+			} else {
+				conn_fail(c, from, errno);
+				return -1;
+			}
+		}
+		if (s->inpipe > 0 && wr) {
+			n = pipes_splice(s->pipe[0], d->fd, s->inpipe);
+			if (n > 0) {
+				s->inpipe -= (uint32_t)n;
+				s->pfull = 0;
+				progress = 1;
+				wr = s->inpipe == 0;
+			} else if (errno == EAGAIN) {
+				wr = 0;
+			} else {
+				conn_fail(c, !from, errno);
+				return -1;
+			}
+		}
+		if (!progress)
+			break;
+		moved = 1;
+	}
+	if (s->inpipe == 0)
+		pipes_put(s->pipe, 1);
+	return moved;
+}
+
+/*
+ * Does side s relay through a pipe now?  Takes one if it may.  Only a bulk
+ * stream is worth it: for a few bytes (a mail command, a 1-byte ping)
+ * read() and write() cost less than two splice() calls, so a side splices
+ * after a read of at least SPLICE_MIN bytes, and goes back to its buffer
+ * after a smaller one leaves the pipe empty.
+ */
+static int
+via_pipe(struct conn *c, struct side *s)
+{
+	if (s->pipe[0] != -1)
+		return 1;
+	return c->st == C_SPLICE && !c->nosplice && s->bulk && s->in == NULL &&
+	    !s->eof && pipes_get(s->pipe) == 0;
+}
+
+/*
+ * Move bytes from side `from` to its peer.  rin and rout are the poll
+ * events seen on the two fds.  An EOF becomes shutdown(SHUT_WR) on the
+ * peer once everything read before it has been written.  Returns -1 if
+ * the connection was closed.
+ */
+static int
+pump(struct conn *c, int from, short rin, short rout)
+{
+	struct side *s = &c->s[from], *d = &c->s[!from];
+	int rd = (rin & (POLLIN | POLLHUP | POLLERR)) != 0, wr = rout != 0;
+	int moved;
+
+	moved = via_pipe(c, s) ? pump_pipe(c, from, rd, wr) :
+	    pump_buf(c, from, rd, wr);
+	if (moved == -1)
+		return -1;
 	if (moved && c->st == C_SPLICE)
 		arm_idle(c);
-	if (c->st == C_SPLICE && s->eof && s->in == NULL && !d->shut) {
+	if (c->st == C_SPLICE && s->eof && !pending(s) && !d->shut) {
 		/* If the other way is done too, conn_step() closes now and
 		 * close() sends the FIN: no shutdown() needed. */
-		if (d->eof && d->in == NULL) {
+		if (d->eof && !pending(d)) {
 			d->shut = 1;
 			return 0;
 		}
@@ -802,8 +926,8 @@ pump(struct conn *c, int from, short rin, short rout)
 static int
 conn_done(const struct conn *c)
 {
-	return c->s[CLI].eof && c->s[UPS].eof && c->s[CLI].in == NULL &&
-	    c->s[UPS].in == NULL;
+	return c->s[CLI].eof && c->s[UPS].eof && !pending(&c->s[CLI]) &&
+	    !pending(&c->s[UPS]);
 }
 
 /*
@@ -867,6 +991,9 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 		c->s[i].fd = -1;
 		buf_put(c->s[i].in);
 		c->s[i].in = NULL;
+		pipes_put(c->s[i].pipe, c->s[i].inpipe == 0);
+		c->s[i].inpipe = 0;
+		c->s[i].pfull = 0;
 	}
 	free(c->addrs);
 	c->addrs = NULL;
@@ -944,7 +1071,7 @@ conn_interest(int slot, int side, int *fd)
 	case C_SPLICE:
 		if (can_read(&c->s[side]))
 			ev |= POLLIN;
-		if (c->s[!side].in != NULL)
+		if (pending(&c->s[!side]))
 			ev |= POLLOUT;
 		break;
 	}
@@ -968,8 +1095,8 @@ conn_quiet(int slot)
 {
 	const struct conn *c = &conns[slot];
 
-	return c->st == C_SPLICE && c->s[CLI].in == NULL &&
-	    c->s[UPS].in == NULL;
+	return c->st == C_SPLICE && !pending(&c->s[CLI]) &&
+	    !pending(&c->s[UPS]);
 }
 
 int

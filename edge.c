@@ -432,10 +432,11 @@ drop_privileges(const struct runas *u)
  * files.  Past this cap clients wait in the backlog instead of failing.
  */
 static int
-fd_budget(const struct conf *cf)
+fd_budget(const struct conf *cf, int *pipes)
 {
 	struct rlimit rl;
 	int maxc = cf->max_conns, spare;
+	rlim_t left;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -452,6 +453,14 @@ fd_budget(const struct conf *cf)
 		    cf->max_conns, maxc, (unsigned long long)rl.rlim_cur,
 		    spare);
 	}
+	/* The splice relay's pipes get what is left: two fds each. */
+	*pipes = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return maxc;
+	left = rl.rlim_cur == RLIM_INFINITY ? 2 * PIPES_MAX :
+	    rl.rlim_cur > (rlim_t)spare + 2 * (rlim_t)maxc ? rl.rlim_cur -
+	    (rlim_t)spare - 2 * (rlim_t)maxc : 0;
+	*pipes = left / 2 > PIPES_MAX ? PIPES_MAX : (int)(left / 2);
 	return maxc;
 }
 
@@ -460,10 +469,10 @@ setup(void)
 {
 	struct sigaction sa;
 	char err[1024];
-	int maxc, i;
+	int maxc, i, pipes = 0;
 
 	stats_init(sys_tick());
-	maxc = fd_budget(running);
+	maxc = fd_budget(running, &pipes);
 	if (pipe(sigp) == -1 || sys_nonblock(sigp[0]) == -1 ||
 	    sys_nonblock(sigp[1]) == -1)
 		log_die(1, "pipe:");
@@ -485,7 +494,11 @@ setup(void)
 	/* Every container is sized once here; connection memory is touched
 	 * only as connections come. */
 	buf_init(maxc);
+#ifndef EDGE_SPLICE
+	pipes = 0;
+#endif
 	if (iptab_init(maxc) == -1 || rate_init(maxc) == -1 ||
+	    pipes_init(pipes) == -1 ||
 	    conn_init(maxc) == -1 ||
 	    poll_init(maxc, 4 + MAX_LISTENERS + STATUS_MAX) == -1)
 		log_die(1, "max_conns=%d: out of memory", maxc);
@@ -494,8 +507,9 @@ setup(void)
 	if (resolve_names(running) == -1)
 		log_die(1, "dns_stale: out of memory");
 	drop_privileges(&running->user);
-	log_msg("start version=%s conf=%s listeners=%d max_conns=%d pid=%ld%s",
-	    EDGE_VERSION, confpath, running->nl, maxc, (long)getpid(),
+	log_msg("start version=%s conf=%s listeners=%d max_conns=%d "
+	    "pipes=%d pid=%ld%s", EDGE_VERSION, confpath, running->nl, maxc,
+	    pipes, (long)getpid(),
 	    handover_upgraded() ? " (upgrade)" : "");
 	/* Serving: tell whoever waits (the old process, then systemd). */
 	handover_ready();

@@ -195,6 +195,7 @@ struct conf {
 	int max_conns;
 	int64_t drain_ms;		/* after SIGTERM; 0: close at once */
 	int64_t upgrade_ms;		/* after an upgrade; 0: close at once */
+	int splice;			/* splice = auto (1) | off (0) */
 	struct runas user;
 	const char *upstream_host;	/* NULL: not set */
 	int status;			/* status.listen is set */
@@ -395,6 +396,29 @@ void log_end(struct logline *l);
 int log_refusal(int64_t now);
 void log_refusals_flush(int64_t now);
 int64_t log_refusals_due(void);
+
+/*
+ * pipes.c: the splice(2) relay's pipes (Linux; EDGE_SPLICE unset by
+ * -DNO_SPLICE or elsewhere, and then the pool is empty and every call
+ * fails).  pipes_init(n): at most n pipe pairs (capped at PIPES_MAX).
+ * pipes_get(p): an empty pipe into p[0] (read end), p[1]; -1 if none can
+ * be had (relay through buffers instead).  pipes_put(p, empty): give it
+ * back (kept if empty, else closed); p becomes -1, -1.
+ * pipes_splice(in, out, n): splice(2) up to n bytes, non-blocking.
+ * pipes_moved(n): count bytes relayed through a pipe.
+ * pipes_usage(&busy, &cap, &bytes): pipes in use, the cap, bytes moved.
+ */
+#if defined(__linux__) && !defined(NO_SPLICE)
+#define EDGE_SPLICE	1
+#endif
+#define PIPES_MAX	256		/* 64 MiB in flight at most, as BUF_MEMORY */
+#define PIPE_BYTES	BUF_BIG		/* asked for per pipe (F_SETPIPE_SZ) */
+int pipes_init(int n);
+int pipes_get(int p[2]);
+void pipes_put(int p[2], int empty);
+ssize_t pipes_splice(int in, int out, size_t n);
+void pipes_moved(uint64_t n);
+void pipes_usage(int *busy, int *cap, uint64_t *bytes);
 
 /*
  * notify.c: systemd's notify protocol, and the answer to `edge reload`.
@@ -627,6 +651,8 @@ struct gauges {
 	int big, small;			/* buffers allocated of each size */
 	uint64_t buf_bytes;		/* the memory they hold */
 	uint64_t rate_evicted;		/* rate.c's evictions */
+	int pipes_busy, pipes_cap;	/* pipes.c's pool */
+	uint64_t spliced;		/* bytes moved through its pipes */
 };
 const char *stats_why(enum why w);
 void stats_init(int64_t now);

@@ -223,6 +223,7 @@ enum fkind {
 	F_ACTIVE, F_TOTAL, F_REFUSED, F_CLOSED, F_BYTES, F_DNS, F_STALE,
 	F_CONNECT, F_UP,		/* the rest are not per listener */
 	F_RELOADS, F_MAX_CONNS, F_BUFFERS, F_BUFFER_BYTES, F_RATE_EVICTED,
+	F_PIPES, F_SPLICED,
 	F_UPTIME, F_INFO
 };
 
@@ -266,6 +267,10 @@ static const struct family {
 	{ "edge_rate_evictions_total", "counter",
 	  "Connect-rate buckets given to a new client while the table was "
 	  "full (max_rate_per_ip).", F_RATE_EVICTED },
+	{ "edge_pipes", "gauge", "Pipes of the splice relay: in use now, and "
+	  "the most there may be.", F_PIPES },
+	{ "edge_spliced_bytes_total", "counter", "Bytes relayed through pipes "
+	  "with splice(2) (also counted in edge_bytes_total).", F_SPLICED },
 	{ "edge_uptime_seconds", "gauge", "Seconds since edge started.",
 	  F_UPTIME },
 	{ "edge_info", "gauge", "The running version.", F_INFO },
@@ -365,6 +370,15 @@ stats_metrics(const struct gauges *g, size_t *len)
 		case F_RATE_EVICTED:
 			text_add(&t, "%s %llu\n", f->name,
 			    (unsigned long long)g->rate_evicted);
+			break;
+		case F_PIPES:
+			text_add(&t, "%s{state=\"busy\"} %d\n"
+			    "%s{state=\"max\"} %d\n", f->name, g->pipes_busy,
+			    f->name, g->pipes_cap);
+			break;
+		case F_SPLICED:
+			text_add(&t, "%s %llu\n", f->name,
+			    (unsigned long long)g->spliced);
 			break;
 		case F_UPTIME:
 			text_add(&t, "%s %lld.%03lld\n", f->name,

@@ -43,6 +43,7 @@ gauges(struct gauges *g)
 	g->max_conns = conn_max();
 	buf_usage(&g->big, &g->small, &g->buf_bytes);
 	g->rate_evicted = rate_evictions();
+	pipes_usage(&g->pipes_busy, &g->pipes_cap, &g->spliced);
 }
 
 void

@@ -179,7 +179,10 @@ PY
 	wait_listen "$up"
 	up2=$(free_port)
 	sink "$up2" got
+	# The buffers' pool: without splice (test/15-splice.bats has the
+	# same with pipes).
 	conf "max_conns = 400
+splice = off
 dl.listen = 127.0.0.1:0
 dl.upstream = 127.0.0.1:$up
 ok.listen = 127.0.0.1:0

@@ -276,7 +276,7 @@ main(void)
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice)");
 	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
 	    "already set on line 3");
 	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
@@ -505,7 +505,7 @@ main(void)
 	bad(L "refuse = 421 x\n", "edge.conf:3: refuse: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice)");
 	bad("web.listen = :443\nweb.sni = a.example 10.0.0.1:443\n"
 	    "web.refuse = 421 x\n", "edge.conf:3: web.refuse: not on a listener "
 	    "with sni routes: a TLS client cannot read it");
@@ -660,7 +660,7 @@ main(void)
 	bad("accept_proxy = v2\n", "edge.conf:1: accept_proxy: unknown key "
 	    "(known: prefer, connect_timeout, dns_timeout, idle_timeout, "
 	    "sni_timeout, max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice)");
 
 	nets_vectors();
 	readme_tables();
