@@ -8,9 +8,13 @@
 
 load helpers
 
-setup_file() {
+setup() {
+	cd "$BATS_TEST_TMPDIR" || return 1
+	: > pids
 	# A build without splice has nothing to show here.
-	[ -z "${EDGE_NO_SPLICE:-}" ] || skip "built with -DNO_SPLICE"
+	if [ -n "${EDGE_NO_SPLICE:-}" ]; then
+		skip "built with -DNO_SPLICE"
+	fi
 }
 
 # metric NAME: a sample of the status endpoint (NAME with its labels).
