@@ -241,6 +241,13 @@ upgrade(void)
 static void
 step_back(long pid)
 {
+	if (draining) {		/* a SIGTERM came first: it decides */
+		log_msg("upgrade: pid=%ld is ready; this process drains as "
+		    "told", pid);
+		handed = pid;
+		notify_send("MAINPID=%ld", pid);
+		return;
+	}
 	log_msg("upgrade ok: pid=%ld serves now; conns=%d finish here within "
 	    "%lldms", pid, conn_count(), (long long)running->upgrade_ms);
 	notify_send("MAINPID=%ld", pid);
