@@ -764,6 +764,13 @@ pump_buf(struct conn *c, int from, int rd, int wr)
 					stats_bytes(c->sid, from, (uint64_t)n);
 				}
 				progress = wr = 1;
+				/* A small short read: the socket is drained
+				 * for now (poll() says when there is more), so
+				 * no read that could only fail with EAGAIN: a
+				 * third of the system calls of a small round
+				 * trip.  A bulk stream refills while we write:
+				 * it keeps reading. */
+				rd = (size_t)n == room || n >= SPLICE_MIN;
 			} else if (n == 0) {
 				s->eof = 1;
 				rd = 0;
@@ -815,14 +822,16 @@ pump_pipe(struct conn *c, int from, int rd, int wr)
 {
 	struct side *s = &c->s[from], *d = &c->s[!from];
 	int moved = 0, round, progress;
+	size_t want;
 	ssize_t n;
 
 	for (round = 0; round < PUMP_ROUNDS; round++) {
 		progress = 0;
 		if (rd && can_read(s)) {
-			n = pipes_splice(s->fd, s->pipe[1], PIPE_BYTES -
-			    s->inpipe);
+			want = PIPE_BYTES - s->inpipe;
+			n = pipes_splice(s->fd, s->pipe[1], want);
 			if (n > 0) {
+				rd = (size_t)n == want || n >= SPLICE_MIN;
 				s->bulk = n >= SPLICE_MIN || s->inpipe > 0;
 				s->inpipe += (uint32_t)n;
 				s->nread += (uint64_t)n;
