@@ -530,7 +530,7 @@ setup(void)
 static void
 usage(int code)
 {
-	fprintf(code ? stderr : stdout,
+	log_to(code ? STDERR_FILENO : STDOUT_FILENO,
 	    "usage: edge [-t] [-c FILE]\n"
 	    "       edge probe HOST:PORT\n"
 	    "       edge reload PID\n"
@@ -574,7 +574,7 @@ main(int argc, char **argv)
 			usage(0);
 			break;
 		case 'V':
-			printf("edge %s\n", EDGE_VERSION);
+			log_to(STDOUT_FILENO, "edge %s\n", EDGE_VERSION);
 			return 0;
 		default:
 			usage(2);

@@ -375,7 +375,8 @@ enum sni_res sni_parse(const unsigned char *p, size_t n, struct hello *h);
  * log.c: one line per event on stderr, one write(2) each.
  * log_msg(fmt, ...): "edge: " and the line; a format ending in ':' gets
  * strerror(errno) appended.  log_die(code, fmt, ...): the same, then
- * exit(code): for start-up only, never from the loop.
+ * exit(code): for start-up only, never from the loop.  log_to(fd, fmt,
+ * ...): a command's own output (usage, -V, probe), as it is, in one write.
  * struct logline, log_add(l, key, val), log_num(l, key, v, width),
  * log_end(l): a line built by appending key and value text (log_num pads
  * v with zeros to width digits), written by log_end.
@@ -390,6 +391,7 @@ struct logline {
 };
 void log_msg(const char *fmt, ...);
 void log_die(int code, const char *fmt, ...);
+void log_to(int fd, const char *fmt, ...);
 void log_add(struct logline *l, const char *key, const char *val);
 void log_num(struct logline *l, const char *key, uint64_t v, int width);
 void log_end(struct logline *l);

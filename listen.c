@@ -25,6 +25,7 @@ static struct conf *cf;			/* whose listeners these are (held) */
 static int lfd[MAX_LISTENERS];		/* -1: not open (a failed bind) */
 static int lsid[MAX_LISTENERS];		/* counters slot of each */
 static union sa laddr[MAX_LISTENERS];	/* what each is bound to */
+static int lsys[MAX_LISTENERS];		/* each: a socket systemd holds too */
 static int sfd = -1;			/* status.listen, or -1 */
 static int64_t resume_at;		/* accepting paused until then */
 static int fd_short;			/* in an EMFILE episode, logged */
@@ -231,11 +232,12 @@ by_name(const struct conf *c, const char *name)
 /* Take over these sockets and counters slots for the listeners of nc. */
 static void
 commit(struct conf *nc, const int nfd[], const union sa naddr[],
-    const int nsid[])
+    const int nsid[], const int nsys[])
 {
 	int i;
 
 	for (i = 0; i < nc->nl; i++) {
+		lsys[i] = nsys[i];
 		lfd[i] = nfd[i];
 		laddr[i] = naddr[i];
 		lsid[i] = nsid[i];
@@ -276,7 +278,7 @@ leftovers(char *err, size_t errlen)
 int
 listen_start(struct conf *nc, char *err, size_t errlen)
 {
-	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], i;
+	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], nsys[MAX_LISTENERS], i;
 	union sa naddr[MAX_LISTENERS], a;
 	char buf[SA_FMT_LEN];
 
@@ -285,9 +287,11 @@ listen_start(struct conf *nc, char *err, size_t errlen)
 		    "listeners", nc->nl);
 		return -1;
 	}
-	for (i = 0; i < nc->nl; i++)
+	for (i = 0; i < nc->nl; i++) {
 		nfd[i] = adopt(nc->l[i].name, &nc->l[i].addr, nc->l[i].dual,
 		    &naddr[i]);
+		nsys[i] = nfd[i] != -1 && strcmp(inh_from, "systemd") == 0;
+	}
 	if (nc->status)
 		sfd = adopt("status", &nc->status_addr, nc->status_dual, &a);
 	if (leftovers(err, errlen) == -2)
@@ -306,7 +310,7 @@ listen_start(struct conf *nc, char *err, size_t errlen)
 			return -1;
 		log_msg("status on %s", sa_fmt(&a, buf, sizeof(buf)));
 	}
-	commit(nc, nfd, naddr, nsid);
+	commit(nc, nfd, naddr, nsid, nsys);
 	return 0;
 }
 
@@ -331,6 +335,7 @@ int
 listen_reload(struct conf *nc, char *err, size_t errlen)
 {
 	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], kept[MAX_LISTENERS];
+	int nsys[MAX_LISTENERS];
 	int from[MAX_LISTENERS];	/* the old listener whose socket */
 	union sa naddr[MAX_LISTENERS], a;
 	char why[256], buf[SA_FMT_LEN];
@@ -344,11 +349,13 @@ listen_reload(struct conf *nc, char *err, size_t errlen)
 	memset(kept, 0, sizeof(kept));
 	for (i = 0; i < nc->nl; i++) {
 		nfd[i] = from[i] = -1;
+		nsys[i] = 0;
 		for (j = 0; j < cf->nl; j++) {
 			if (kept[j] || !same_socket(j, &nc->l[i]))
 				continue;
 			nfd[i] = lfd[j];
 			naddr[i] = laddr[j];
+			nsys[i] = lsys[j];
 			from[i] = j;
 			kept[j] = 1;
 			break;
@@ -360,6 +367,11 @@ listen_reload(struct conf *nc, char *err, size_t errlen)
 			log_msg("reload removed %s", cf->l[j].name);
 		if (!kept[j] && lfd[j] != -1)
 			close(lfd[j]);
+		if (!kept[j] && lfd[j] != -1 && lsys[j])
+			log_msg("reload: %s's socket on %s came from systemd, "
+			    "which still listens there with nobody to accept: "
+			    "remove it from the socket unit too", cf->l[j].name,
+			    sa_fmt(&laddr[j], buf, sizeof(buf)));
 	}
 	if (sfd != -1 && (!nc->status || !sa_equal(&nc->status_addr,
 	    &cf->status_addr) || nc->status_dual != cf->status_dual)) {
@@ -398,7 +410,7 @@ listen_reload(struct conf *nc, char *err, size_t errlen)
 			listen_describe("reload now", nc, &nc->l[i], &naddr[i]);
 		}
 	}
-	commit(nc, nfd, naddr, nsid);
+	commit(nc, nfd, naddr, nsid, nsys);
 	return bad;
 }
 

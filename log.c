@@ -57,6 +57,21 @@ log_msg(const char *fmt, ...)
 }
 
 void
+log_to(int fd, const char *fmt, ...)
+{
+	char text[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, text, (size_t)n < sizeof(text) ? (size_t)n :
+	    sizeof(text) - 1) == -1)
+		(void)0;
+}
+
+void
 log_die(int code, const char *fmt, ...)
 {
 	va_list ap;

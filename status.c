@@ -284,7 +284,7 @@ wait_fd(int fd, short ev, int64_t deadline)
 static int
 probe_fail(const char *target, const char *what, const char *why)
 {
-	fprintf(stderr, "edge: probe %s: %s%s%s\n", target, what,
+	log_to(STDERR_FILENO, "edge: probe %s: %s%s%s\n", target, what,
 	    why ? ": " : "", why ? why : "");
 	return 1;
 }

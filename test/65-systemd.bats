@@ -157,3 +157,47 @@ smtp.upstream = 127.0.0.1:$b1"
 	wait "$SPAWNED" || rc=$?
 	[ "$rc" -eq 2 ]
 }
+
+@test "socket activation: ListenStream=PORT ([::]:PORT taking IPv4 too) is the socket of a ':PORT' listener" {
+	command -v systemd-socket-activate > /dev/null ||
+		skip "needs systemd-socket-activate (apt-get install systemd)"
+	b1=$(free_port) p1=$(free_port)
+	banner "$b1" "220 one"
+	conf "smtp.listen = :$p1
+smtp.upstream = 127.0.0.1:$b1"
+	spawn systemd-socket-activate -l "$p1" "$EDGE" -c edge.conf 2>> edge.log
+	wait_listen "$p1"
+	# An IPv4 client on the dual-stack socket wakes edge and is served.
+	greet "$p1" | grep -q '220 one'
+	grep -q '^edge: inherited fd=3 from=systemd for smtp$' edge.log
+	grep -Eq "^edge: listening smtp on \[::\]:$p1 \(v4\+v6\) -> " edge.log
+	close_lines | grep -q ' c=127.0.0.1:'
+}
+
+@test "socket activation: a reload that drops the listener of a systemd socket says that systemd still listens there" {
+	command -v systemd-socket-activate > /dev/null ||
+		skip "needs systemd-socket-activate (apt-get install systemd)"
+	b1=$(free_port) p1=$(free_port)
+	banner "$b1" "220 one"
+	conf "smtp.listen = 127.0.0.1:$p1
+smtp.upstream = 127.0.0.1:$b1
+other.listen = 127.0.0.1:0
+other.upstream = 127.0.0.1:$b1"
+	spawn systemd-socket-activate -l "127.0.0.1:$p1" "$EDGE" -c edge.conf \
+		2>> edge.log
+	wait_listen "$p1"
+	greet "$p1" | grep -q '220 one'
+	wait_log '^edge: start '
+	pid=$(pgrep -s "$SPAWNED" -x edge)
+	# Dropping a listener edge bound itself: no such line.
+	conf "smtp.listen = 127.0.0.1:$p1
+smtp.upstream = 127.0.0.1:$b1"
+	kill -HUP "$pid"
+	wait_log '^edge: reload ok'
+	! grep -q 'came from systemd' edge.log
+	conf "other.listen = 127.0.0.1:0
+other.upstream = 127.0.0.1:$b1"
+	kill -HUP "$pid"
+	wait_for 10 bash -c "[ \$(grep -c '^edge: reload ok' edge.log) -eq 2 ]"
+	grep -q "^edge: reload: smtp's socket on 127.0.0.1:$p1 came from systemd, which still listens there with nobody to accept: remove it from the socket unit too$" edge.log
+}
