@@ -16,7 +16,7 @@ OBJ = edge.o status.o poll.o handover.o conn.o listen.o stats.o iptab.o rate.o b
 # (test/layers.sh checks it from the objects' symbols), and exports only
 # names with its prefix.
 LAYERS = edge / status poll handover / conn / listen / stats iptab rate buf pipes resolve / \
-	sys log notify / conf proxyv2 sni / nets / val / addr
+	notify / sys log / conf proxyv2 sni / nets / val / addr
 PREFIXES = edge:edge_ status:status_ poll:poll_ handover:handover_ conn:conn_ listen:listen_ \
 	stats:stats_ iptab:iptab_ rate:rate_ buf:buf_ pipes:pipes_ resolve:resolve_ sys:sys_ log:log_ notify:notify_ \
 	conf:conf_ proxyv2:pp_,pp1_,pp2_ sni:sni_ val:val_ nets:nets_ addr:sa_,cidr_

@@ -451,8 +451,11 @@ fd_budget(const struct conf *cf, int *pipes)
 	}
 	spare = 3 + 4 + cf->nl + 32 + (cf->status ? 1 + STATUS_MAX : 0);
 	/* Read the limit again: the raise above may have been refused. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-	    && (rlim_t)(2 * maxc + spare) > rl.rlim_cur) {
+	*pipes = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return maxc;
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)(2 * maxc + spare) > rl.rlim_cur) {
 		maxc = rl.rlim_cur > (rlim_t)spare + 2 ?
 		    (int)((rl.rlim_cur - (rlim_t)spare) / 2) : 1;
 		log_msg("warning: max_conns=%d lowered to %d by the open-file "
@@ -461,9 +464,6 @@ fd_budget(const struct conf *cf, int *pipes)
 		    spare);
 	}
 	/* The splice relay's pipes get what is left: two fds each. */
-	*pipes = 0;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		return maxc;
 	left = rl.rlim_cur == RLIM_INFINITY ? 2 * PIPES_MAX :
 	    rl.rlim_cur > (rlim_t)spare + 2 * (rlim_t)maxc ? rl.rlim_cur -
 	    (rlim_t)spare - 2 * (rlim_t)maxc : 0;
@@ -501,11 +501,8 @@ setup(void)
 	/* Every container is sized once here; connection memory is touched
 	 * only as connections come. */
 	buf_init(maxc);
-#ifndef EDGE_SPLICE
-	pipes = 0;
-#endif
 	if (iptab_init(maxc) == -1 || rate_init(maxc) == -1 ||
-	    pipes_init(pipes) == -1 ||
+	    (pipes = pipes_init(pipes)) == -1 ||
 	    conn_init(maxc) == -1 ||
 	    poll_init(maxc, 4 + MAX_LISTENERS + STATUS_MAX) == -1)
 		log_die(1, "max_conns=%d: out of memory", maxc);

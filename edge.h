@@ -402,7 +402,8 @@ int64_t log_refusals_due(void);
 /*
  * pipes.c: the splice(2) relay's pipes (Linux; EDGE_SPLICE unset by
  * -DNO_SPLICE or elsewhere, and then the pool is empty and every call
- * fails).  pipes_init(n): at most n pipe pairs (capped at PIPES_MAX).
+ * fails).  pipes_init(n): at most n pipe pairs (capped at PIPES_MAX);
+ * returns that cap (0 without splice), or -1 on ENOMEM.
  * pipes_get(p): an empty pipe into p[0] (read end), p[1]; -1 if none can
  * be had (relay through buffers instead).  pipes_put(p, empty): give it
  * back (kept if empty, else closed); p becomes -1, -1.

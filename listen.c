@@ -37,7 +37,7 @@ static struct inherited {
 	char name[NAME_MAX_LEN];
 } inh[MAX_LISTENERS + 1];
 static int ninh;
-static const char *inh_from;		/* "systemd", "upgrade" */
+static int inh_systemd;			/* from systemd, else an upgrade */
 
 static const char *
 target_fmt(const struct target *t, char *buf, size_t n)
@@ -153,7 +153,7 @@ listen_inherit(int fd, const char *name, const char *from, char *err,
 	socklen_t len;
 	int type = 0, acc = 0, v6only = 0;
 
-	inh_from = from;
+	inh_systemd = strcmp(from, "systemd") == 0;
 	if (ninh == MAX_LISTENERS + 1) {
 		snprintf(err, errlen, "%s: more than %d sockets handed over",
 		    from, MAX_LISTENERS + 1);
@@ -204,13 +204,14 @@ adopt(const char *name, const union sa *addr, int dual, union sa *bound)
 	for (i = 0; i < ninh; i++) {
 		h = &inh[i];
 		named = strcmp(h->name, name) == 0 && (sa_port(addr) == 0 ||
-		    strcmp(inh_from, "systemd") == 0);
+		    inh_systemd);
 		if (!named && (!sa_equal(&h->a, addr) || (sa_is_any(addr) &&
 		    addr->sa.sa_family == AF_INET6 && h->dual != dual)))
 			continue;
 		fd = h->fd;
 		*bound = h->a;
-		log_msg("inherited fd=%d from=%s for %s", fd, inh_from, name);
+		log_msg("inherited fd=%d from=%s for %s", fd, inh_systemd ?
+		    "systemd" : "upgrade", name);
 		inh[i] = inh[--ninh];
 		return fd;
 	}
@@ -262,7 +263,7 @@ leftovers(char *err, size_t errlen)
 		struct inherited *h = &inh[ninh - 1];
 
 		sa_fmt(&h->a, buf, sizeof(buf));
-		if (strcmp(inh_from, "systemd") == 0) {
+		if (inh_systemd) {
 			snprintf(err, errlen, "LISTEN_FDS: fd %d on %s%s%s "
 			    "matches no listener and not status.listen", h->fd,
 			    buf, h->name[0] ? " name=" : "", h->name);
@@ -290,7 +291,7 @@ listen_start(struct conf *nc, char *err, size_t errlen)
 	for (i = 0; i < nc->nl; i++) {
 		nfd[i] = adopt(nc->l[i].name, &nc->l[i].addr, nc->l[i].dual,
 		    &naddr[i]);
-		nsys[i] = nfd[i] != -1 && strcmp(inh_from, "systemd") == 0;
+		nsys[i] = nfd[i] != -1 && inh_systemd;
 	}
 	if (nc->status)
 		sfd = adopt("status", &nc->status_addr, nc->status_dual, &a);

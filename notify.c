@@ -17,7 +17,8 @@
  *   user cannot answer for edge.  This is what makes `systemctl reload`
  *   exit non-zero on a refused config, on every systemd version.
  *
- * This file keeps no state but the two descriptors.
+ * This file keeps no state but the two descriptors.  Above log.c: its
+ * command's output goes through log_to().
  */
 #define _GNU_SOURCE	/* struct ucred, SCM_CREDENTIALS (Linux) */
 #include <sys/socket.h>
@@ -162,22 +163,6 @@ from_pid(struct msghdr *m, long pid)
 #endif
 }
 
-/* `edge reload`'s own output: stdio's streams are not linked for it. */
-static void
-say(int fd, const char *fmt, ...)
-{
-	char text[1200];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (n > 0 && write(fd, text, (size_t)n < sizeof(text) ? (size_t)n :
-	    sizeof(text) - 1) == -1)
-		(void)0;
-}
-
 int
 notify_reload(const char *pidtext, int secs)
 {
@@ -198,14 +183,14 @@ notify_reload(const char *pidtext, int secs)
 	errno = 0;
 	pid = strtol(pidtext, &end, 10);
 	if (errno != 0 || end == pidtext || *end != '\0' || pid <= 0) {
-		say(STDERR_FILENO, "edge reload: %s: not a process id\n",
+		log_to(STDERR_FILENO, "edge reload: %s: not a process id\n",
 		    pidtext);
 		return 2;
 	}
 	if ((fd = dgram_socket()) == -1 ||
 	    bind(fd, (struct sockaddr *)&sun, answer_addr(&sun,
 	    (long)getpid())) == -1) {
-		say(STDERR_FILENO, "edge reload: cannot make the socket to hear "
+		log_to(STDERR_FILENO, "edge reload: cannot make the socket to hear "
 		    "the answer on: %s\n", strerror(errno));
 		return 1;
 	}
@@ -215,7 +200,7 @@ notify_reload(const char *pidtext, int secs)
 	(void)on;
 	v.sival_int = (int)getpid();
 	if (sigqueue((pid_t)pid, SIGHUP, v) == -1) {
-		say(STDERR_FILENO, "edge reload: pid %ld: %s\n", pid,
+		log_to(STDERR_FILENO, "edge reload: pid %ld: %s\n", pid,
 		    strerror(errno));
 		return 1;
 	}
@@ -225,12 +210,12 @@ notify_reload(const char *pidtext, int secs)
 		if (poll(&p, 1, 1000) == 0) {
 			/* Gone, or taking too long: say which. */
 			if (kill((pid_t)pid, 0) == -1 && errno == ESRCH) {
-				say(STDERR_FILENO, "edge reload: pid %ld exited "
+				log_to(STDERR_FILENO, "edge reload: pid %ld exited "
 				    "before it answered\n", pid);
 				return 1;
 			}
 			if (++waited >= secs) {
-				say(STDERR_FILENO, "edge reload: no answer from "
+				log_to(STDERR_FILENO, "edge reload: no answer from "
 				    "pid %ld in %d s\n", pid, secs);
 				return 1;
 			}
@@ -246,14 +231,14 @@ notify_reload(const char *pidtext, int secs)
 		if ((n = recvmsg(fd, &m, 0)) == -1) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			say(STDERR_FILENO, "edge reload: recvmsg: %s\n",
+			log_to(STDERR_FILENO, "edge reload: recvmsg: %s\n",
 			    strerror(errno));
 			return 1;
 		}
 		if (!from_pid(&m, pid))
 			continue;	/* not from edge: not its answer */
 		text[n] = '\0';
-		say(STDOUT_FILENO, "edge reload: %s\n", text);
+		log_to(STDOUT_FILENO, "edge reload: %s\n", text);
 		return strncmp(text, "ok", 2) == 0 ? 0 : 1;
 	}
 }

@@ -34,7 +34,7 @@ pipes_init(int n)
 	if (cap == 0)
 		return 0;
 	idle = calloc((size_t)cap, sizeof(*idle));
-	return idle != NULL ? 0 : -1;
+	return idle != NULL ? cap : -1;
 }
 
 int
@@ -104,7 +104,7 @@ int
 pipes_init(int n)
 {
 	(void)n;
-	return 0;
+	return 0;	/* no pipes */
 }
 
 int
