@@ -181,23 +181,9 @@ dl.upstream = 127.0.0.1:$up
 ok.listen = 127.0.0.1:0
 ok.upstream = 127.0.0.1:$up2"
 	start_edge edge.conf
-	# Each download runs for 1 MB (long enough to go through a pipe), then
+	# Each download runs for 2 MB (long enough to go through a pipe), then
 	# its client stops reading.
-	cat > hold.py <<'PY'
-import socket, sys, time
-def stuck():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.connect(("127.0.0.1", int(sys.argv[1])))
-    got = 0
-    while got < 2000000:
-        got += len(s.recv(1 << 20))
-    return s
-held = [stuck() for i in range(300)]
-open("ready", "w").close()
-time.sleep(120)
-PY
-	spawn /usr/bin/python3 hold.py "$(edge_port dl)"
+	spawn /usr/bin/python3 "$T/lib/stuck.py" "$(edge_port dl)" 300 65536 2000000
 	wait_for 90 test -e ready
 	# The streams that stalled in a pipe hold one each, never more than
 	# the pool (which stream stalls in a pipe and which in a buffer depends

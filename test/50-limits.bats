@@ -188,19 +188,8 @@ dl.upstream = 127.0.0.1:$up
 ok.listen = 127.0.0.1:0
 ok.upstream = 127.0.0.1:$up2"
 	start_edge edge.conf
-	cat > hold.py <<'PY'
-import socket, sys, time
-def stuck():
-    # A small receive window keeps what waits in the kernel small.
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", int(sys.argv[1])))
-    return s
-held = [stuck() for i in range(300)]
-open("ready", "w").close()
-time.sleep(120)
-PY
-	spawn /usr/bin/python3 hold.py "$(edge_port dl)"
+	# 300 downloads whose clients never read.
+	spawn /usr/bin/python3 "$T/lib/stuck.py" "$(edge_port dl)" 300 4096 0
 	wait_for 20 test -e ready
 	# Wait until edge holds a buffer for every stuck download: all 255
 	# big ones (64 MiB) and small ones for the rest.  Before small buffers

@@ -30,6 +30,21 @@ exec_reload() {
 	eval "$cmd"
 }
 
+need_activate() {
+	command -v systemd-socket-activate > /dev/null ||
+		skip "needs systemd-socket-activate (apt-get install systemd)"
+}
+
+# activate PORT ARGS...: systemd-socket-activate ARGS... holds the sockets
+# and runs edge on edge.conf when the first client comes; wait until PORT
+# listens.
+activate() {
+	local port=$1
+	shift
+	spawn systemd-socket-activate "$@" "$EDGE" -c edge.conf 2>> edge.log
+	wait_listen "$port"
+}
+
 @test "notify: READY=1 once listening, RELOADING=1 (with MONOTONIC_USEC) then READY=1 around each reload, STOPPING=1 at drain" {
 	notify_sock
 	b1=$(free_port)
@@ -98,9 +113,8 @@ sub.upstream = 127.0.0.1:$b1"
 smtp.listen = 127.0.0.1:0
 smtp.upstream = 127.0.0.1:$b1"
 	start_edge edge.conf
-	port=$(edge_port smtp)
-	spawn bash -c "sleep 30 | socat - TCP:127.0.0.1:$port"
-	wait_for 10 bash -c "ss -Htn state established '( sport = :$port )' | grep -q ."
+	spawn socat -u "TCP:127.0.0.1:$(edge_port smtp)" CREATE:held
+	wait_for 10 grep -q 220 held
 	kill -TERM "$EDGE_PID"
 	wait_log '^edge: drain signal=TERM conns=1'
 	run "$EDGE" reload "$EDGE_PID"
@@ -110,8 +124,7 @@ smtp.upstream = 127.0.0.1:$b1"
 }
 
 @test "socket activation: edge takes the sockets systemd-socket-activate holds; the client that woke it is served" {
-	command -v systemd-socket-activate > /dev/null ||
-		skip "needs systemd-socket-activate (apt-get install systemd)"
+	need_activate
 	b1=$(free_port) p1=$(free_port)
 	banner "$b1" "220 one"
 	conf "smtp.listen = 127.0.0.1:$p1
@@ -120,9 +133,7 @@ other.listen = 127.0.0.1:0
 other.upstream = 127.0.0.1:$b1"
 	# edge starts only when the first client arrives: that client waits in
 	# the backlog of the socket edge inherits, and is served.
-	spawn systemd-socket-activate -l "127.0.0.1:$p1" "$EDGE" -c edge.conf \
-		2>> edge.log
-	wait_listen "$p1"
+	activate "$p1" -l "127.0.0.1:$p1"
 	! grep -q '^edge: start' edge.log
 	greet "$p1" | grep -q '220 one'
 	grep -q "^edge: inherited fd=3 from=systemd for smtp$" edge.log
@@ -139,14 +150,11 @@ other.upstream = 127.0.0.1:$b1"
 }
 
 @test "socket activation: an inherited socket that no listener has is an error naming it (exit 2)" {
-	command -v systemd-socket-activate > /dev/null ||
-		skip "needs systemd-socket-activate (apt-get install systemd)"
+	need_activate
 	b1=$(free_port) p1=$(free_port) p2=$(free_port)
 	conf "smtp.listen = 127.0.0.1:$p1
 smtp.upstream = 127.0.0.1:$b1"
-	spawn systemd-socket-activate -l "127.0.0.1:$p1" -l "127.0.0.1:$p2" \
-		--fdname=smtp:stray "$EDGE" -c edge.conf 2>> edge.log
-	wait_listen "$p2"
+	activate "$p2" -l "127.0.0.1:$p1" -l "127.0.0.1:$p2" --fdname=smtp:stray
 	# Waking it: edge refuses to start with the name of the odd socket.
 	timeout 5 socat -T 2 - "TCP:127.0.0.1:$p1" < /dev/null 2>/dev/null || true
 	wait_log "^edge: LISTEN_FDS: fd 4 on 127.0.0.1:$p2 name=stray matches no listener and not status.listen$"
@@ -159,14 +167,12 @@ smtp.upstream = 127.0.0.1:$b1"
 }
 
 @test "socket activation: ListenStream=PORT ([::]:PORT taking IPv4 too) is the socket of a ':PORT' listener" {
-	command -v systemd-socket-activate > /dev/null ||
-		skip "needs systemd-socket-activate (apt-get install systemd)"
+	need_activate
 	b1=$(free_port) p1=$(free_port)
 	banner "$b1" "220 one"
 	conf "smtp.listen = :$p1
 smtp.upstream = 127.0.0.1:$b1"
-	spawn systemd-socket-activate -l "$p1" "$EDGE" -c edge.conf 2>> edge.log
-	wait_listen "$p1"
+	activate "$p1" -l "$p1"
 	# An IPv4 client on the dual-stack socket wakes edge and is served.
 	greet "$p1" | grep -q '220 one'
 	grep -q '^edge: inherited fd=3 from=systemd for smtp$' edge.log
@@ -175,17 +181,14 @@ smtp.upstream = 127.0.0.1:$b1"
 }
 
 @test "socket activation: a reload that drops the listener of a systemd socket says that systemd still listens there" {
-	command -v systemd-socket-activate > /dev/null ||
-		skip "needs systemd-socket-activate (apt-get install systemd)"
+	need_activate
 	b1=$(free_port) p1=$(free_port)
 	banner "$b1" "220 one"
 	conf "smtp.listen = 127.0.0.1:$p1
 smtp.upstream = 127.0.0.1:$b1
 other.listen = 127.0.0.1:0
 other.upstream = 127.0.0.1:$b1"
-	spawn systemd-socket-activate -l "127.0.0.1:$p1" "$EDGE" -c edge.conf \
-		2>> edge.log
-	wait_listen "$p1"
+	activate "$p1" -l "127.0.0.1:$p1"
 	greet "$p1" | grep -q '220 one'
 	wait_log '^edge: start '
 	pid=$(pgrep -s "$SPAWNED" -x edge)

@@ -140,8 +140,8 @@ smtp.listen = 127.0.0.1:0
 smtp.upstream = 127.0.0.1:$b1"
 	start_edge edge.conf
 	port=$(edge_port smtp)
-	spawn bash -c "sleep 30 | socat - TCP:127.0.0.1:$port > held.out"
-	wait_for 10 grep -q '220 one' held.out
+	spawn socat -u "TCP:127.0.0.1:$port" CREATE:held
+	wait_for 10 grep -q '220 one' held
 	kill -USR2 "$EDGE_PID"
 	wait_log '^edge: upgrade ok: pid=[0-9]+ serves now; conns=1 finish here within 1000ms$'
 	rc=0
