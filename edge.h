@@ -684,12 +684,13 @@ char *stats_metrics(const struct gauges *g, size_t *len);
  * listen_count(), listen_fd(i) (-1: closed), listen_sid(i) (its counters
  * slot), listen_status_fd().  listen_self(a, msg, n): is a one of edge's
  * own sockets?  1 with the reason in msg.
- * listen_inherit(fd, name, from, err, n): a listening socket handed to
- * edge at start (from "systemd" or "upgrade", name "" if none); -1 if it
- * is not one.  listen_start() gives each to the listener whose address it
+ * listen_inherit(fd, name, from, sys, err, n): a listening socket handed
+ * to edge at start (from "systemd" or "upgrade", name "" if none; sys:
+ * systemd holds it too); -1 if it is not one.  listen_start() gives each to the listener whose address it
  * has (or name, where the address cannot tell) and binds the rest; a
  * socket from systemd that no listener takes makes it fail with -2.
- * listen_name(i): listener i's name.
+ * listen_name(i): listener i's name; listen_systemd(i): is its socket one
+ * systemd holds too (a socket unit's, maybe through an upgrade)?
  * listen_pause(name, err, nconn): out of descriptors: stop accepting for
  * a while, and say so once per episode; listen_fds_back(name, nconn): the
  * episode is over; listen_resume_at(): when accepting may start again.
@@ -703,9 +704,10 @@ int listen_count(void);
 int listen_fd(int i);
 int listen_sid(int i);
 int listen_status_fd(void);
-int listen_inherit(int fd, const char *name, const char *from, char *err,
-    size_t errlen);
+int listen_inherit(int fd, const char *name, const char *from, int sys,
+    char *err, size_t errlen);
 const char *listen_name(int i);
+int listen_systemd(int i);
 int listen_self(const union sa *a, char *msg, size_t n);
 void listen_pause(const char *name, int err, int nconn);
 void listen_fds_back(const char *name, int nconn);

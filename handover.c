@@ -34,6 +34,7 @@
 
 #define READY_MS	60000		/* for the new process to be ready */
 #define FDS_VAR		"EDGE_UPGRADE_FDS"
+#define SYSTEMD_MARK	"systemd"	/* after a name: systemd holds it too */
 #define READY_VAR	"EDGE_UPGRADE_READY"
 
 extern char **environ;
@@ -109,7 +110,7 @@ from_systemd(const char *pids, const char *nfds, char *err, size_t errlen)
 		if (next != NULL)
 			*next++ = '\0';
 		if (listen_inherit(3 + i, name != NULL ? name : "", "systemd",
-		    err, errlen) == -1) {
+		    1, err, errlen) == -1) {
 			free(names);
 			return -1;
 		}
@@ -121,7 +122,7 @@ from_systemd(const char *pids, const char *nfds, char *err, size_t errlen)
 static int
 from_upgrade(const char *fds, const char *ready, char *err, size_t errlen)
 {
-	char *list = strdup(fds), *p, *end, *name;
+	char *list = strdup(fds), *p, *end, *name, *mark;
 	int fd, n = 0;
 
 	if (list == NULL || (to_old = fd_num(ready, &end, 3)) == -1 ||
@@ -142,7 +143,10 @@ from_upgrade(const char *fds, const char *ready, char *err, size_t errlen)
 		end = name + strcspn(name, ",");
 		if (*end != '\0')
 			*end++ = '\0';
-		if (listen_inherit(fd, name, "upgrade", err, errlen) == -1) {
+		if ((mark = strchr(name, '/')) != NULL)
+			*mark++ = '\0';
+		if (listen_inherit(fd, name, "upgrade", mark != NULL &&
+		    strcmp(mark, SYSTEMD_MARK) == 0, err, errlen) == -1) {
 			free(list);
 			return -1;
 		}
@@ -188,7 +192,10 @@ handover_ready(void)
 	close(to_old);
 }
 
-/* "EDGE_UPGRADE_FDS=3=smtp,4=status": the sockets the new process gets. */
+/*
+ * "EDGE_UPGRADE_FDS=3=smtp,4=web/systemd,5=status": the sockets the new
+ * process gets; "/systemd": a socket unit's, which systemd holds too.
+ */
 static char *
 fds_var(void)
 {
@@ -197,16 +204,17 @@ fds_var(void)
 	int i, fd;
 
 	for (i = 0; i < listen_count(); i++)
-		n += 16 + NAME_MAX_LEN;
+		n += 16 + NAME_MAX_LEN + sizeof(SYSTEMD_MARK);
 	n += 16 + sizeof("status");
 	if ((s = malloc(n)) == NULL)
 		return NULL;
 	o = (size_t)snprintf(s, n, "%s=", FDS_VAR);
 	for (i = 0; i < listen_count(); i++)
 		if ((fd = listen_fd(i)) != -1)
-			o += (size_t)snprintf(s + o, n - o, "%s%d=%s",
+			o += (size_t)snprintf(s + o, n - o, "%s%d=%s%s",
 			    o > sizeof(FDS_VAR) ? "," : "", fd,
-			    listen_name(i));
+			    listen_name(i), listen_systemd(i) ? "/"
+			    SYSTEMD_MARK : "");
 	if ((fd = listen_status_fd()) != -1)
 		snprintf(s + o, n - o, "%s%d=status", o > sizeof(FDS_VAR) ?
 		    "," : "", fd);

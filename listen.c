@@ -33,6 +33,7 @@ static int fd_short;			/* in an EMFILE episode, logged */
 /* Sockets handed over at start, until listen_start() places them. */
 static struct inherited {
 	int fd, dual;
+	int sys;			/* systemd holds it too */
 	union sa a;
 	char name[NAME_MAX_LEN];
 } inh[MAX_LISTENERS + 1];
@@ -146,8 +147,8 @@ fail:
 }
 
 int
-listen_inherit(int fd, const char *name, const char *from, char *err,
-    size_t errlen)
+listen_inherit(int fd, const char *name, const char *from, int sys,
+    char *err, size_t errlen)
 {
 	struct inherited *h = &inh[ninh];
 	socklen_t len;
@@ -183,6 +184,7 @@ listen_inherit(int fd, const char *name, const char *from, char *err,
 		return -1;
 	}
 	h->fd = fd;
+	h->sys = sys;
 	h->dual = h->a.sa.sa_family == AF_INET6 && !v6only;
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	ninh++;
@@ -196,7 +198,8 @@ listen_inherit(int fd, const char *name, const char *from, char *err,
  * it (FileDescriptorName= is the operator's own word).
  */
 static int
-adopt(const char *name, const union sa *addr, int dual, union sa *bound)
+adopt(const char *name, const union sa *addr, int dual, union sa *bound,
+    int *sys)
 {
 	struct inherited *h;
 	int i, fd, named;
@@ -210,6 +213,7 @@ adopt(const char *name, const union sa *addr, int dual, union sa *bound)
 			continue;
 		fd = h->fd;
 		*bound = h->a;
+		*sys = h->sys;
 		log_msg("inherited fd=%d from=%s for %s", fd, inh_systemd ?
 		    "systemd" : "upgrade", name);
 		inh[i] = inh[--ninh];
@@ -270,7 +274,9 @@ leftovers(char *err, size_t errlen)
 			return -2;
 		}
 		log_msg("inherited fd=%d on %s: no listener of this config has "
-		    "that address; closed", h->fd, buf);
+		    "that address; closed%s", h->fd, buf, h->sys ? "; it came "
+		    "from systemd, which still listens there with nobody to "
+		    "accept: remove it from the socket unit too" : "");
 		close(h->fd);
 	}
 	return 0;
@@ -280,6 +286,7 @@ int
 listen_start(struct conf *nc, char *err, size_t errlen)
 {
 	int nfd[MAX_LISTENERS], nsid[MAX_LISTENERS], nsys[MAX_LISTENERS], i;
+	int sys;
 	union sa naddr[MAX_LISTENERS], a;
 	char buf[SA_FMT_LEN];
 
@@ -289,12 +296,13 @@ listen_start(struct conf *nc, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < nc->nl; i++) {
+		nsys[i] = 0;
 		nfd[i] = adopt(nc->l[i].name, &nc->l[i].addr, nc->l[i].dual,
-		    &naddr[i]);
-		nsys[i] = nfd[i] != -1 && inh_systemd;
+		    &naddr[i], &nsys[i]);
 	}
 	if (nc->status)
-		sfd = adopt("status", &nc->status_addr, nc->status_dual, &a);
+		sfd = adopt("status", &nc->status_addr, nc->status_dual, &a,
+		    &sys);
 	if (leftovers(err, errlen) == -2)
 		return -2;
 	for (i = 0; i < nc->nl; i++) {
@@ -453,6 +461,12 @@ const char *
 listen_name(int i)
 {
 	return cf->l[i].name;
+}
+
+int
+listen_systemd(int i)
+{
+	return lsys[i];
 }
 
 int

@@ -204,3 +204,40 @@ other.upstream = 127.0.0.1:$b1"
 	wait_for 10 bash -c "[ \$(grep -c '^edge: reload ok' edge.log) -eq 2 ]"
 	grep -q "^edge: reload: smtp's socket on 127.0.0.1:$p1 came from systemd, which still listens there with nobody to accept: remove it from the socket unit too$" edge.log
 }
+
+@test "socket activation through upgrades: the new process still knows systemd's sockets (a config dropping one, a reload dropping one)" {
+	need_activate
+	b1=$(free_port) p1=$(free_port) p2=$(free_port)
+	banner "$b1" "220 one"
+	conf "smtp.listen = 127.0.0.1:$p1
+smtp.upstream = 127.0.0.1:$b1
+web.listen = 127.0.0.1:$p2
+web.upstream = 127.0.0.1:$b1"
+	activate "$p1" -l "127.0.0.1:$p1" -l "127.0.0.1:$p2"
+	greet "$p1" | grep -q '220 one'
+	wait_log '^edge: start '
+	pid=$(pgrep -s "$SPAWNED" -x edge)
+	# An upgrade on the same config: both sockets go to the new process.
+	kill -USR2 "$pid"
+	wait_log '^edge: upgrade ok: pid=[0-9]+ '
+	new=$(sed -n 's/^edge: upgrade ok: pid=\([0-9]*\) .*/\1/p' edge.log)
+	wait_log "^edge: inherited fd=[0-9]+ from=upgrade for web$"
+	greet "$p2" | grep -q '220 one'
+	# The next upgrade's config has no web: the new process closes that
+	# socket and says systemd still listens there.
+	conf "smtp.listen = 127.0.0.1:$p1
+smtp.upstream = 127.0.0.1:$b1"
+	kill -USR2 "$new"
+	wait_for 10 bash -c "[ \$(grep -c '^edge: upgrade ok' edge.log) -eq 2 ]"
+	grep -Eq "^edge: inherited fd=[0-9]+ on 127.0.0.1:$p2: no listener of this config has that address; closed; it came from systemd, which still listens there with nobody to accept: remove it from the socket unit too$" edge.log
+	new=$(sed -n 's/^edge: upgrade ok: pid=\([0-9]*\) .*/\1/p' edge.log | tail -n 1)
+	greet "$p1" | grep -q '220 one'
+	# A reload of the upgraded process that drops smtp: the same warning.
+	conf "other.listen = 127.0.0.1:0
+other.upstream = 127.0.0.1:$b1"
+	kill -HUP "$new"
+	wait_log '^edge: reload ok'
+	grep -q "^edge: reload: smtp's socket on 127.0.0.1:$p1 came from systemd, which still listens there with nobody to accept: remove it from the socket unit too$" edge.log
+	kill "$new"
+	wait_gone "$new" 100
+}
