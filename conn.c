@@ -174,13 +174,19 @@ say_refusal(const struct listener *l, int fd)
 	return 1;
 }
 
+/* Is this why one of admit()'s? */
+static int
+admission(enum why why)
+{
+	return why == W_DENIED || why == W_PER_IP || why == W_RATE_LIMIT;
+}
+
 /* Does a close for this reason get the refuse line? */
 static int
 refusal(enum why why)
 {
-	return why == W_DENIED || why == W_PER_IP || why == W_RATE_LIMIT ||
-	    why == W_DNS_FAILED ||
-	    why == W_DNS_TIMEOUT || why == W_CONNECT_FAILED || why == W_LOOP;
+	return admission(why) || why == W_DNS_FAILED || why == W_DNS_TIMEOUT ||
+	    why == W_CONNECT_FAILED || why == W_LOOP;
 }
 
 /* Close a client refused before it got a slot: the refuse line and a FIN,
@@ -951,24 +957,18 @@ conn_done(const struct conn *c)
 }
 
 /*
- * 9. The one exit.  Logs the close line, closes both fds (with an RST
- * after a reset or error while relaying, so the other side learns of it
- * too), and returns the slot.  detail overrides strerror(err) in the log.
+ * The close line.  The same line log_msg() would print; appended by hand,
+ * as it is written once per connection (printf was a tenth of the CPU
+ * spent per connection in bench/ workload 2).
  */
 static void
-conn_close(struct conn *c, enum why why, int err, const char *detail)
+close_line(const struct conn *c, enum why why, const char *es)
 {
-	struct linger lg = { 1, 0 };
 	char a[SA_FMT_LEN], u[SA_FMT_LEN];
-	const char *es = detail ? detail : err ? strerror(err) : NULL;
 	int64_t t = sys_now() - c->t0;
 	struct logline ln;
-	int i, last;
 
 	ln.n = 0;
-	/* The same line log_msg() would print; appended by hand, as it is
-	 * written once per connection (printf was a tenth of the CPU spent
-	 * per connection in bench/ workload 2). */
 	log_add(&ln, "edge: close l=", c->l->name);
 	log_add(&ln, " c=", sa_fmt(&c->cli, a, sizeof(a)));
 	if (c->via.sa.sa_family != AF_UNSPEC)
@@ -997,6 +997,24 @@ conn_close(struct conn *c, enum why why, int err, const char *detail)
 		log_add(&ln, "\"", "");
 	}
 	log_end(&ln);
+}
+
+/*
+ * 9. The one exit.  Logs the close line, closes both fds (with an RST
+ * after a reset or error while relaying, so the other side learns of it
+ * too), and returns the slot.  detail overrides strerror(err) in the log.
+ * A client refused once its PROXY header named it is a refusal like one
+ * refused at accept: its line shares their limit of lines a second.
+ */
+static void
+conn_close(struct conn *c, enum why why, int err, const char *detail)
+{
+	struct linger lg = { 1, 0 };
+	const char *es = detail ? detail : err ? strerror(err) : NULL;
+	int i, last;
+
+	if (!admission(why) || log_refusal(sys_now()))
+		close_line(c, why, es);
 	stats_closed(c->sid, why);
 	ip_count(c, 0);
 	if (refusal(why) && c->s[CLI].fd != -1)

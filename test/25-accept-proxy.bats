@@ -158,6 +158,26 @@ lb.upstream = 127.0.0.1:$hb"
 	! close_lines | grep -q 'c=127\.0\.0\.4.*why=\(denied\|per_ip_limit\)'
 }
 
+@test "a scan through the balancer: the close lines of clients refused once their header names them are rate-limited, and counted" {
+	hb=$(free_port) st=$(free_port)
+	lb_edge "$hb" off v2 "lb.deny = 203.0.113.0/24
+status.listen = 127.0.0.1:$st"
+	# 60 clients of a denied network, one after another, through one
+	# balancer (127.0.0.1): each a PROXY v2 header naming 203.0.113.7.
+	pp "$(edge_port lb)" v2 --times 60 > results
+	[ "$(grep -c . results)" -eq 60 ]
+	wait_log '^edge: refused suppressed=[0-9]+ lines in [0-9.]+s \(at most 10 a second\)$' edge.log 5
+	shown=$(grep -c '^edge: close l=lb c=203\.0\.113\.7:40000 via=127\.0\.0\.1:[0-9]* .*why=denied$' edge.log)
+	hidden=$(sed -n 's/^edge: refused suppressed=\([0-9]*\) .*/\1/p' edge.log |
+		awk '{ s += $1 } END { print s + 0 }')
+	[ "$((shown + hidden))" -eq 60 ]
+	[ "$shown" -le 20 ]
+	# The counters count every one.
+	curl -fsS "http://127.0.0.1:$st/metrics" |
+		grep -q '^edge_connections_refused_total{listener="lb",reason="denied"} 60$'
+	kill -0 "$EDGE_PID"
+}
+
 @test "a connection from outside accept_proxy_from is refused before any read" {
 	up=$(free_port)
 	sink "$up" up.bin
