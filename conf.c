@@ -1205,9 +1205,9 @@ conf_diff(const struct conf *oc, const struct listener *o,
 			break;
 		case K_FILE:
 			d = !same_files(oc, o, nc, n, k - keys == K_DENYF_ID) ||
-			    nets_count(k - keys == K_DENYF_ID ? o->deny_net :
-			    o->allow_net) != nets_count(k - keys == K_DENYF_ID ?
-			    n->deny_net : n->allow_net);
+			    !nets_equal(k - keys == K_DENYF_ID ? o->deny_net :
+			    o->allow_net, k - keys == K_DENYF_ID ? n->deny_net :
+			    n->allow_net);
 			break;
 		case K_SNI:
 			d = o->nr != n->nr;

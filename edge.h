@@ -216,6 +216,7 @@ struct conf {
  * NULL; -1 with "fname:line: problem" in err.  nets_done(s): sort and
  * merge, before any lookup.  nets_match(s, a): is a (unmapped) in s?
  * O(log n); NULL holds nothing.  nets_count(s): its merged ranges.
+ * nets_equal(a, b): the same ranges (both done)?
  * nets_free(s): NULL is a no-op.
  */
 struct nets;
@@ -224,6 +225,7 @@ int nets_add(struct nets **s, const char *text, size_t n, const char *fname,
 void nets_done(struct nets *s);
 int nets_match(const struct nets *s, const union sa *a);
 size_t nets_count(const struct nets *s);
+int nets_equal(const struct nets *a, const struct nets *b);
 void nets_free(struct nets *s);
 
 /*

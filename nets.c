@@ -227,6 +227,16 @@ nets_count(const struct nets *s)
 	return s == NULL ? 0 : s->n4 + s->n6;
 }
 
+int
+nets_equal(const struct nets *a, const struct nets *b)
+{
+	if (nets_count(a) == 0 || nets_count(b) == 0)
+		return nets_count(a) == nets_count(b);
+	return a->n4 == b->n4 && a->n6 == b->n6 && (a->n4 == 0 ||
+	    memcmp(a->v4, b->v4, a->n4 * sizeof(*a->v4)) == 0) &&
+	    (a->n6 == 0 || memcmp(a->v6, b->v6, a->n6 * sizeof(*a->v6)) == 0);
+}
+
 void
 nets_free(struct nets *s)
 {

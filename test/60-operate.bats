@@ -484,10 +484,17 @@ smtp.allow_file = $BATS_TEST_TMPDIR/allow.txt"
 	# 127.0.1.1 is in no allow entry or file: refused.
 	[ -z "$(greet1 127.0.1.1)" ]
 	[ "$(close_lines | grep -c 'why=denied')" -eq 3 ]
-	# A reload re-reads the file: 127.0.0.10 is listed now.
-	printf '127.0.0.10/32\n' >> drop.txt
+	# A reload with the files as they were changes nothing.
 	kill -HUP "$EDGE_PID"
 	wait_log '^edge: reload ok '
+	! grep -q '^edge: reload changed smtp' edge.log
+	# A reload re-reads the file: 127.0.0.10 is listed now.  It merges
+	# with 127.0.0.9 (still 2 ranges), and the reload says what changed.
+	printf '127.0.0.10/32\n' >> drop.txt
+	kill -HUP "$EDGE_PID"
+	wait_for 10 bash -c "[ \$(grep -c '^edge: reload ok' edge.log) -eq 2 ]"
+	grep -q '^edge: reload changed smtp: deny_file$' edge.log
+	grep -q 'listening smtp on .* deny_file=2 allow_file=1$' edge.log
 	[ -z "$(greet1 127.0.0.10)" ]
 	# A broken file refuses the reload; the old lists stay.
 	printf '127.0.0.300\n' >> drop.txt
