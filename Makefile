@@ -99,11 +99,12 @@ check-layers: $(OBJ)
 test: edge unit check-layers bench/load
 	sh test/run test/
 
-# The whole suite again with the splice(2) relay compiled out: the
-# portable read/write path that every other system runs.
+# The whole suite again with the Linux relay paths compiled out (splice(2),
+# and POLLRDHUP for a FIN seen by poll()): the portable read/write path
+# that every other system runs.
 test-nosplice:
 	$(MAKE) clean
-	$(MAKE) CPPFLAGS="$(CPPFLAGS) -DNO_SPLICE" edge unit check-layers bench/load
+	$(MAKE) CPPFLAGS="$(CPPFLAGS) -DNO_SPLICE -DNO_RDHUP" edge unit check-layers bench/load
 	EDGE_NO_SPLICE=1 sh test/run test/
 	$(MAKE) clean
 
