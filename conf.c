@@ -37,6 +37,7 @@ enum kind {
 	K_HOST,		/* const char *: a name or literal */
 	K_LINE,		/* const char *: a line to send, CRLF added */
 	K_RATE,		/* struct rate */
+	K_SIZE,		/* int bytes, 0: auto */
 	K_FILE,		/* a list file's path, appended */
 	K_USER,		/* struct runas */
 	K_SNI,		/* a route, appended */
@@ -70,7 +71,8 @@ enum kid { K_LISTEN_ID, K_UPSTREAM_ID, K_SNI_ID, K_PROXY_ID, K_PREFER_ID,
 	K_CONNECT_ID, K_DNS_ID, K_IDLE_ID, K_SNITO_ID, K_MAXCONNS_ID,
 	K_UPHOST_ID, K_DRAIN_ID, K_USER_ID, K_ALLOW_ID, K_DENY_ID,
 	K_PERIP_ID, K_ACCEPT_ID, K_TRUST_ID, K_ACCEPTTO_ID, K_STALE_ID,
-	K_PREFIX_ID, K_REFUSE_ID, K_RATE_ID, K_DENYF_ID, K_ALLOWF_ID, K_UPGRADE_ID, K_SPLICE_ID, NKEYS };
+	K_PREFIX_ID, K_REFUSE_ID, K_RATE_ID, K_DENYF_ID, K_ALLOWF_ID, K_UPGRADE_ID, K_SPLICE_ID,
+	K_SOCKBUF_ID, NKEYS };
 
 #define IN_L(f)	offsetof(struct listener, f)
 #define IN_C(f)	offsetof(struct conf, f)
@@ -147,6 +149,8 @@ static const struct key {
 	    IN_C(upgrade_ms), "30m", 1, NULL, 0, 0, 0 },
 	[K_SPLICE_ID] = { "splice", K_ENUM, CONF_GLOBAL, IN_C(splice), "auto",
 	    0, splice_names, 0, 0, 0 },
+	[K_SOCKBUF_ID] = { "socket_buffer", K_SIZE, CONF_GLOBAL | CONF_LISTENER,
+	    IN_L(sockbuf), "auto", 0, NULL, 0, 0, 0 },
 };
 
 /* A listener as read: its values at the keys' offsets, and where each key
@@ -373,6 +377,9 @@ parse_value(struct parser *P, const struct key *k, const char *s, void *dst)
 	case K_RATE:
 		r = val_rate(s, dst, why, sizeof(why));
 		break;
+	case K_SIZE:
+		r = val_size(s, dst, why, sizeof(why));
+		break;
 	case K_LINE:
 		if (val_line(s, why, sizeof(why)) == -1)
 			break;
@@ -540,7 +547,7 @@ store(struct parser *P, struct group *g, const struct key *kd, char *value)
 static int
 parse_line(struct parser *P, char *line)
 {
-	char *k, *v = NULL, *dot, value[VAL_MAX_LEN], known[256];
+	char *k, *v = NULL, *dot, value[VAL_MAX_LEN], known[512];
 	char why[VAL_MAX_LEN + 128];
 	const struct key *kd = NULL;
 	struct group *g = &P->global;
@@ -659,7 +666,7 @@ plain_size(enum kind k)
 	if (k == K_RATE)
 		return sizeof(struct rate);
 	return k == K_DURATION ? sizeof(int64_t) : k == K_COUNT ||
-	    k == K_ENUM ? sizeof(int) : 0;
+	    k == K_ENUM || k == K_SIZE ? sizeof(int) : 0;
 }
 
 /* The defaults of every key, into the global group and struct conf. */
@@ -1133,6 +1140,9 @@ conf_describe(const struct listener *l, char *out, size_t n)
 		o += (size_t)snprintf(out + o, n - o, " deny_file=%zu "
 		    "allow_file=%zu", nets_count(l->deny_net),
 		    nets_count(l->allow_net));
+	if (l->sockbuf > 0 && o < n)
+		o += (size_t)snprintf(out + o, n - o, " socket_buffer=%d",
+		    l->sockbuf);
 	if (l->accept_proxy != 0 && o < n) {
 		value_text(&keys[K_ACCEPT_ID], l, v, sizeof(v));
 		snprintf(out + o, n - o, " accept_proxy=%s accept_proxy_from=%d "

@@ -282,6 +282,7 @@ conn_start(struct conf *cf, int li, int fd, const union sa *sa)
 	}
 	if (!sys_inherits(fd))
 		sys_tune(fd);
+	sys_buffers(fd, l->sockbuf);
 	slot = nfree > 0 ? freeslot[--nfree] : hw++;
 	c = &conns[slot];
 	c->st = C_RESOLVE;
@@ -624,6 +625,7 @@ conn_dial(struct conn *c)
 		}
 		if ((fd = sys_socket_nb(a->sa.sa_family)) != -1) {
 			sys_tune(fd);
+			sys_buffers(fd, c->l->sockbuf);	/* before the SYN */
 			listen_fds_back(c->l->name, nconn);
 			if (connect(fd, &a->sa, sa_len(a)) == 0 ||
 			    errno == EINPROGRESS || errno == EINTR) {

@@ -161,6 +161,7 @@ struct listener {
 	int nallow;			/* how many of those are allow */
 	int max_per_ip;			/* at once per client address; 0 off */
 	int ipv6_prefix;		/* IPv6 clients count by this network */
+	int sockbuf;			/* socket_buffer: bytes, 0: auto */
 	const char *refuse;		/* the line refused clients get, with
 					 * CRLF; NULL: a reset */
 	struct rate rate;		/* max_rate_per_ip */
@@ -286,6 +287,7 @@ void conf_lists_done(struct conf *cf);
  * val_expand(in, out, outsz, ...): ${VAR} and ${VAR:-default} from the
  * environment.  val_duration(s, zero_ok, &ms, ...): "30m", "1800s",
  * "500ms", at most 7 days.  val_count(s, min, max, &v, ...).
+ * val_size(s, &bytes, ...): "auto" (0), or bytes, "256k", "1m": 4k to 64m.
  * val_listen(s, &addr, &dual, ...): ":PORT", "IPv4:PORT", "[IPv6]:PORT".
  * val_target(s, t, host, hostsz, ...): "HOST:PORT" or ":PORT" into t, the
  * host into host (t->host is left to the caller).  val_host(s, host,
@@ -302,6 +304,7 @@ int val_expand(const char *in, char *out, size_t outsz, char *why,
     size_t n);
 int val_duration(const char *s, int zero_ok, int64_t *ms, char *why,
     size_t n);
+int val_size(const char *s, int *bytes, char *why, size_t n);
 int val_count(const char *s, int min, int max, int *v, char *why,
     size_t n);
 int val_listen(const char *s, union sa *addr, int *dual, char *why,
@@ -451,6 +454,8 @@ int notify_reload(const char *pid, int secs);
  * sys_socket_nb(family), sys_accept_nb(lfd, &sa, &len): a non-blocking,
  * close-on-exec TCP socket, or -1 with errno.
  * sys_tune(fd): TCP_NODELAY and keepalive (first probe after 2 min).
+ * sys_buffers(fd, bytes): SO_RCVBUF and SO_SNDBUF (socket_buffer), if
+ * bytes > 0; the kernel's own sizing (autotuning) otherwise.
  * sys_inherits(fd): does an accepted socket come with its listener's
  * options (Linux: yes)?  Asked of the first one only.
  * sys_is_local(a): is a an address of this host (would the kernel send
@@ -465,6 +470,7 @@ int sys_nonblock(int fd);
 int sys_socket_nb(int family);
 int sys_accept_nb(int lfd, union sa *sa, socklen_t *len);
 void sys_tune(int fd);
+void sys_buffers(int fd, int bytes);
 int sys_inherits(int fd);
 int sys_is_local(const union sa *a);
 char *sys_read_file(const char *path, size_t max, size_t *n);

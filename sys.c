@@ -81,6 +81,15 @@ sys_tune(int fd)
 	set_keepalive(fd);
 }
 
+void
+sys_buffers(int fd, int bytes)
+{
+	if (bytes <= 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
 int
 sys_inherits(int fd)
 {

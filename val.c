@@ -15,6 +15,8 @@
 #include "edge.h"
 
 #define DURATION_MAX_MS	(7LL * 24 * 3600 * 1000)
+#define SIZE_MIN_BYTES	4096LL
+#define SIZE_MAX_BYTES	(64LL * 1024 * 1024)
 
 static int
 bad(char *why, size_t n, const char *fmt, ...)
@@ -130,6 +132,26 @@ val_duration(const char *s, int zero_ok, int64_t *ms, char *why, size_t n)
 	}
 	return bad(why, n, "\"%s\" is not a duration (e.g. 30m, 1800s, 500ms; "
 	    "at most 7 days)", s);
+}
+
+int
+val_size(const char *s, int *bytes, char *why, size_t n)
+{
+	size_t d = strspn(s, "0123456789");
+	int64_t v = number(s, d, SIZE_MAX_BYTES), mul;
+
+	if (strcmp(s, "auto") == 0) {
+		*bytes = 0;
+		return 0;
+	}
+	mul = strcmp(s + d, "") == 0 ? 1 : strcmp(s + d, "k") == 0 ? 1024 :
+	    strcmp(s + d, "m") == 0 ? 1024 * 1024 : 0;
+	if (v < 0 || mul == 0 || v > SIZE_MAX_BYTES / mul ||
+	    v * mul < SIZE_MIN_BYTES)
+		return bad(why, n, "\"%s\" is not auto or a size from 4k to 64m "
+		    "(e.g. 256k)", s);
+	*bytes = (int)(v * mul);
+	return 0;
 }
 
 int

@@ -208,3 +208,42 @@ ok.upstream = 127.0.0.1:$up2"
 	cmp data got
 	grep -Eq '^edge: stats .* buffers=300 small_buffers=[1-9][0-9]* ' edge.log
 }
+
+# bufs SS-FILTER: the receive and send buffer sizes (rb, tb) of the
+# established socket ss finds, as "RB TB".
+bufs() {
+	ss -Htmn state established "$1" |
+		sed -n 's/.*skmem:(r[0-9]*,rb\([0-9]*\),t[0-9]*,tb\([0-9]*\),.*/\1 \2/p' | head -n 1
+}
+
+@test "socket_buffer sets both sockets' kernel buffers (the kernel doubles them); a listener's own value wins; a reload applies to new connections" {
+	up=$(free_port)
+	banner "$up" "220 hi"
+	conf "socket_buffer = 32k
+smtp.listen = 127.0.0.1:0
+smtp.upstream = 127.0.0.1:$up
+web.listen = 127.0.0.1:0
+web.upstream = 127.0.0.1:$up
+web.socket_buffer = auto"
+	start_edge edge.conf
+	grep -q 'listening smtp on .* socket_buffer=32768$' edge.log
+	! grep -q 'listening web on .* socket_buffer' edge.log
+	p=$(edge_port smtp) w=$(edge_port web)
+	hold 1; wait_for 10 has_banner 1
+	# The client's socket (edge's end) and the upstream socket.
+	[ "$(bufs "( sport = :$p )")" = "65536 65536" ]
+	[ "$(bufs "( dport = :$up )")" = "65536 65536" ]
+	kill "$HOLD1"
+	wait_for 10 bash -c "[ -z \"\$(ss -Htn state established '( sport = :$p )')\" ]"
+	# auto: the kernel's own sizes (tcp_rmem's default, not 64 KB).
+	spawn socat -u "TCP:127.0.0.1:$w" CREATE:outw
+	wait_for 10 grep -q '^220 hi$' outw
+	[ "$(bufs "( sport = :$w )" | cut -d' ' -f1)" -ne 65536 ]
+	# A reload: new connections get the new size.
+	sed -i 's/^socket_buffer = 32k$/socket_buffer = 16k/' edge.conf
+	kill -HUP "$EDGE_PID"
+	wait_log '^edge: reload ok '
+	grep -q '^edge: reload changed smtp: socket_buffer$' edge.log
+	hold 2; wait_for 10 has_banner 2
+	[ "$(bufs "( sport = :$p )")" = "32768 32768" ]
+}

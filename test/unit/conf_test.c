@@ -266,17 +266,18 @@ main(void)
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
 	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
-	    "max_rate_per_ip, deny_file, allow_file)");
+	    "max_rate_per_ip, deny_file, allow_file, socket_buffer)");
 	bad(L "smtp.max_conns = 5\n", "edge.conf:3: smtp.max_conns: unknown "
 	    "listener key (known: listen, upstream, sni, proxy, prefer, "
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
 	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
-	    "max_rate_per_ip, deny_file, allow_file)");
+	    "max_rate_per_ip, deny_file, allow_file, socket_buffer)");
 	bad(L "colour = blue\n", "edge.conf:3: colour: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice, "
+	    "socket_buffer)");
 	bad(L "smtp.proxy = v2\nsmtp.proxy = v1\n", "edge.conf:4: smtp.proxy: "
 	    "already set on line 3");
 	bad(L "max_conns = 1\nmax_conns = 1\n", "edge.conf:4: max_conns: "
@@ -329,7 +330,7 @@ main(void)
 	    "connect_timeout, dns_timeout, idle_timeout, sni_timeout, allow, deny, "
 	    "max_conns_per_ip, accept_proxy, accept_proxy_from, "
 	    "accept_proxy_timeout, dns_stale, ipv6_prefix, refuse, "
-	    "max_rate_per_ip, deny_file, allow_file)");
+	    "max_rate_per_ip, deny_file, allow_file, socket_buffer)");
 	bad(L "sm tp.listen = :1\n", "edge.conf:3: sm tp.listen: bad listener "
 	    "name (letters, digits, '_' and '-', at most 31)");
 	bad(L "just words\n", "edge.conf:3: \"just words\": expected key = "
@@ -498,6 +499,15 @@ main(void)
 	bad(L "smtp.max_rate_per_ip = 0\n", NULL);
 	bad(L "smtp.max_rate_per_ip = 20/h\n", "edge.conf:3: smtp.max_rate_per_ip: "
 	    "\"20/h\" is not a rate (N/s or N/m, e.g. 20/m; 0 for none)");
+	bad(L "socket_buffer = 256k\nsmtp.socket_buffer = auto\n", NULL);
+	bad(L "socket_buffer = 1m\n", NULL);
+	bad(L "smtp.socket_buffer = 65536\n", NULL);
+	bad(L "socket_buffer = 2k\n", "edge.conf:3: socket_buffer: \"2k\" is "
+	    "not auto or a size from 4k to 64m (e.g. 256k)");
+	bad(L "smtp.socket_buffer = 65m\n", "edge.conf:3: smtp.socket_buffer: "
+	    "\"65m\" is not auto or a size from 4k to 64m (e.g. 256k)");
+	bad(L "socket_buffer = 256kb\n", "edge.conf:3: socket_buffer: "
+	    "\"256kb\" is not auto or a size from 4k to 64m (e.g. 256k)");
 	bad(L "smtp.max_rate_per_ip = 0/s\n", "edge.conf:3: smtp.max_rate_per_ip: "
 	    "\"0/s\" is not a rate (N/s or N/m, e.g. 20/m; 0 for none)");
 	bad(L "smtp.refuse = 421 4.7.0 Too many connections, try again later\n",
@@ -505,7 +515,8 @@ main(void)
 	bad(L "refuse = 421 x\n", "edge.conf:3: refuse: unknown key (known: "
 	    "prefer, connect_timeout, dns_timeout, idle_timeout, sni_timeout, "
 	    "max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice, "
+	    "socket_buffer)");
 	bad("web.listen = :443\nweb.sni = a.example 10.0.0.1:443\n"
 	    "web.refuse = 421 x\n", "edge.conf:3: web.refuse: not on a listener "
 	    "with sni routes: a TLS client cannot read it");
@@ -660,7 +671,8 @@ main(void)
 	bad("accept_proxy = v2\n", "edge.conf:1: accept_proxy: unknown key "
 	    "(known: prefer, connect_timeout, dns_timeout, idle_timeout, "
 	    "sni_timeout, max_conns, upstream_host, drain_timeout, user, "
-	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice)");
+	    "accept_proxy_timeout, dns_stale, ipv6_prefix, upgrade_timeout, splice, "
+	    "socket_buffer)");
 
 	nets_vectors();
 	readme_tables();
